@@ -1,0 +1,79 @@
+//! [`Limiter`]: one of the algorithms, chosen by a policy, behind a single type.
+
+use serde::{Deserialize, Serialize};
+
+use crate::algorithm::Algorithm;
+use crate::{FixedWindow, Nanos, SlidingWindow, TokenBucket, WindowCounter};
+
+/// The validated parameters of one rate-limit algorithm.
+///
+/// Callers hold a `Limiter` and never need to know which algorithm is inside; the keyed
+/// [`LimiterTable`](crate::LimiterTable) dispatches to the right state type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limiter {
+    /// Token bucket as GCRA: burst capacity plus a refill rate.
+    TokenBucket(TokenBucket),
+    /// Exact sliding window over sub-window buckets.
+    SlidingWindow(SlidingWindow),
+    /// Approximate two-window sliding counter (O(1) per key).
+    WindowCounter(WindowCounter),
+    /// Fixed window, optionally aligned to a UTC calendar unit.
+    FixedWindow(FixedWindow),
+}
+
+impl Limiter {
+    /// The configured (base) limit, before any adaptive tightening.
+    pub fn base_limit(&self) -> u64 {
+        match self {
+            Limiter::TokenBucket(a) => a.base_limit(),
+            Limiter::SlidingWindow(a) => a.base_limit(),
+            Limiter::WindowCounter(a) => a.base_limit(),
+            Limiter::FixedWindow(a) => a.base_limit(),
+        }
+    }
+
+    /// The time a completely drained limiter needs to become fresh again.
+    pub fn period(&self) -> Nanos {
+        match self {
+            Limiter::TokenBucket(a) => a.period(),
+            Limiter::SlidingWindow(a) => a.period(),
+            Limiter::WindowCounter(a) => a.period(),
+            Limiter::FixedWindow(a) => a.period(),
+        }
+    }
+
+    /// A short name of the algorithm, as used in config files and status output.
+    pub fn algorithm_name(&self) -> &'static str {
+        match self {
+            Limiter::TokenBucket(_) => "token_bucket",
+            Limiter::SlidingWindow(_) => "sliding_window",
+            Limiter::WindowCounter(_) => "window_counter",
+            Limiter::FixedWindow(_) => "fixed_window",
+        }
+    }
+}
+
+impl From<TokenBucket> for Limiter {
+    fn from(a: TokenBucket) -> Self {
+        Limiter::TokenBucket(a)
+    }
+}
+
+impl From<SlidingWindow> for Limiter {
+    fn from(a: SlidingWindow) -> Self {
+        Limiter::SlidingWindow(a)
+    }
+}
+
+impl From<WindowCounter> for Limiter {
+    fn from(a: WindowCounter) -> Self {
+        Limiter::WindowCounter(a)
+    }
+}
+
+impl From<FixedWindow> for Limiter {
+    fn from(a: FixedWindow) -> Self {
+        Limiter::FixedWindow(a)
+    }
+}
