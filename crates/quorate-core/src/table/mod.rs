@@ -1,0 +1,447 @@
+//! The keyed limiter table: state per (policy, key), checked atomically, evicted when idle, capped, snapshotted.
+//!
+//! This is what every replica's state machine holds. All of it is a function of the calls made on it, in order:
+//!
+//! - **Atomic multi-limit checks.** A check names one or more limits; either every limit is charged or none is
+//!   (a denied request consumes nothing). The overall decision is the most restrictive one.
+//! - **Monotone time.** The table keeps the highest `now` it has seen and uses `max(now, that)`, so time never runs
+//!   backwards inside it even if a caller's clock does.
+//! - **Eviction.** A key is never stored in its fresh state (a peek or a denied check does not insert it), and an
+//!   incremental sweep removes keys once their state is indistinguishable from a fresh key's. Eviction therefore
+//!   never changes a decision. The sweep is deterministic: keys wait in one-second expiry slots and each due slot is
+//!   processed in key order, so replicas (and a replica restored from a snapshot) evict the same keys at the same
+//!   calls.
+//! - **Key cap.** At most [`TableConfig::max_keys`] keys are tracked. When a check needs a new key and the table is
+//!   full, every due slot is swept first; if the table is still full the check fails with
+//!   [`CoreError::TableFull`] and charges nothing. Keys already tracked keep working, so a flood of new keys cannot
+//!   reset or bypass the limits of existing ones.
+//! - **Snapshots** list every policy's keys in sorted order with their state and expiry slot: the same table gives
+//!   the same snapshot bytes, and a restored table behaves exactly like the original.
+
+mod keyed;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::algorithm::Algorithm;
+use crate::{CoreError, Decision, FixedWindow, Limiter, Nanos, SlidingWindow, TokenBucket, WindowCounter};
+use keyed::{KeyedTable, Lookup};
+
+pub use snapshot::TableSnapshot;
+
+/// Identifies a policy within a table; the policy model assigns ids deterministically.
+pub type PolicyId = u32;
+
+/// Default [`TableConfig::max_keys`]: one million keys, about 60 MB of token buckets.
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+
+/// Default [`TableConfig::sweep_per_op`]: keeps up with one new key per operation (each key is examined about
+/// twice before it is evicted), while each examination costs about a cache miss. Callers with idle time (the
+/// node, between batches) sweep more.
+pub const DEFAULT_SWEEP_PER_OP: usize = 2;
+
+/// Settings of a [`LimiterTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableConfig {
+    /// The most keys tracked at once, across all policies.
+    pub max_keys: usize,
+    /// How many due keys each check, peek or refund examines for eviction.
+    pub sweep_per_op: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig { max_keys: DEFAULT_MAX_KEYS, sweep_per_op: DEFAULT_SWEEP_PER_OP }
+    }
+}
+
+/// One limit a request is checked against: a policy, its parameters, the limit in force and the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitRef<'a> {
+    /// The policy the key belongs to.
+    pub policy: PolicyId,
+    /// The policy's algorithm and parameters.
+    pub limiter: Limiter,
+    /// The limit in force, `1..=limiter.base_limit()`: lower than the base limit while adaptive limits are tight.
+    pub effective_limit: u64,
+    /// The key within the policy, e.g. `api_key=agent_42`.
+    pub key: &'a str,
+}
+
+impl<'a> LimitRef<'a> {
+    /// Creates a limit on `key` under `policy`, enforcing the limiter's base limit.
+    pub fn new(policy: PolicyId, limiter: Limiter, key: &'a str) -> Self {
+        LimitRef { policy, limiter, effective_limit: limiter.base_limit(), key }
+    }
+
+    /// Returns the same limit with `limit` in force instead (clamped to `1..=base_limit`).
+    pub fn with_effective_limit(self, limit: u64) -> Self {
+        LimitRef { effective_limit: limit.clamp(1, self.limiter.base_limit()), ..self }
+    }
+}
+
+/// The decision of one limit within a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitDecision {
+    /// The policy of this limit.
+    pub policy: PolicyId,
+    /// The configured limit, before adaptive tightening ([`Decision::limit`] is the one in force).
+    pub base_limit: u64,
+    /// What this limit answered.
+    pub decision: Decision,
+}
+
+/// The outcome of a check over one or more limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// Whether the request was admitted: true only if every limit allowed it.
+    pub allowed: bool,
+    /// The most restrictive limit's decision, the one to put in response headers.
+    pub decision: Decision,
+    /// One decision per limit, in the order the limits were given.
+    pub limits: Vec<LimitDecision>,
+}
+
+/// Per-policy table, typed by algorithm.
+#[derive(Debug, Clone)]
+enum PolicyTable {
+    TokenBucket(KeyedTable<TokenBucket>),
+    SlidingWindow(KeyedTable<SlidingWindow>),
+    WindowCounter(KeyedTable<WindowCounter>),
+    FixedWindow(KeyedTable<FixedWindow>),
+}
+
+/// Runs `$body` with `$table` bound to the typed table and `$params` to the matching parameters.
+macro_rules! with_table {
+    ($policy_table:expr, $limiter:expr, |$table:ident, $params:ident| $body:expr) => {
+        match ($policy_table, $limiter) {
+            (PolicyTable::TokenBucket($table), Limiter::TokenBucket($params)) => $body,
+            (PolicyTable::SlidingWindow($table), Limiter::SlidingWindow($params)) => $body,
+            (PolicyTable::WindowCounter($table), Limiter::WindowCounter($params)) => $body,
+            (PolicyTable::FixedWindow($table), Limiter::FixedWindow($params)) => $body,
+            _ => unreachable!("policy tables are replaced when their algorithm changes"),
+        }
+    };
+}
+
+/// Runs `$body` with `$table` bound to whichever typed table this is.
+macro_rules! any_table {
+    ($policy_table:expr, |$table:ident| $body:expr) => {
+        match $policy_table {
+            PolicyTable::TokenBucket($table) => $body,
+            PolicyTable::SlidingWindow($table) => $body,
+            PolicyTable::WindowCounter($table) => $body,
+            PolicyTable::FixedWindow($table) => $body,
+        }
+    };
+}
+
+impl PolicyTable {
+    fn new(limiter: Limiter) -> Self {
+        match limiter {
+            Limiter::TokenBucket(p) => PolicyTable::TokenBucket(KeyedTable::new(p)),
+            Limiter::SlidingWindow(p) => PolicyTable::SlidingWindow(KeyedTable::new(p)),
+            Limiter::WindowCounter(p) => PolicyTable::WindowCounter(KeyedTable::new(p)),
+            Limiter::FixedWindow(p) => PolicyTable::FixedWindow(KeyedTable::new(p)),
+        }
+    }
+
+    fn same_algorithm(&self, limiter: &Limiter) -> bool {
+        matches!(
+            (self, limiter),
+            (PolicyTable::TokenBucket(_), Limiter::TokenBucket(_))
+                | (PolicyTable::SlidingWindow(_), Limiter::SlidingWindow(_))
+                | (PolicyTable::WindowCounter(_), Limiter::WindowCounter(_))
+                | (PolicyTable::FixedWindow(_), Limiter::FixedWindow(_))
+        )
+    }
+
+    fn len(&self) -> usize {
+        any_table!(self, |t| t.len())
+    }
+}
+
+/// Whether an evaluation may charge the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Evaluate only; never insert or charge.
+    Peek,
+    /// Charge if allowed, inserting the key if needed.
+    Commit,
+}
+
+/// Rate-limit state for every tracked (policy, key), deterministic and bounded.
+///
+/// See the [module docs](self) for the guarantees.
+#[derive(Debug, Clone)]
+pub struct LimiterTable {
+    config: TableConfig,
+    now: Nanos,
+    len: usize,
+    policies: BTreeMap<PolicyId, PolicyTable>,
+}
+
+impl LimiterTable {
+    /// Creates an empty table.
+    pub fn new(config: TableConfig) -> Self {
+        LimiterTable { config, now: 0, len: 0, policies: BTreeMap::new() }
+    }
+
+    /// The table's settings.
+    pub fn config(&self) -> TableConfig {
+        self.config
+    }
+
+    /// The number of keys tracked, across all policies.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Returns true if no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The latest time the table has seen: every operation runs at `max(now, this)`.
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+
+    /// Checks one limit and charges `cost` if allowed: the fast path of [`LimiterTable::check`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LimiterTable::check`].
+    pub fn check_one(&mut self, now: Nanos, limit: &LimitRef<'_>, cost: u64) -> Result<Decision, CoreError> {
+        validate(std::slice::from_ref(limit), cost)?;
+        let now = self.advance_clock(now);
+        self.ensure_room(now, std::slice::from_ref(limit))?;
+        let decision = self.evaluate(now, limit, cost, Mode::Commit);
+        self.sweep(now, self.config.sweep_per_op);
+        Ok(decision)
+    }
+
+    /// Checks `cost` against every limit; charges all of them if all allow it, none otherwise.
+    ///
+    /// # Errors
+    ///
+    /// - [`CoreError::ZeroCost`] if `cost` is 0; [`CoreError::NoLimits`] if `limits` is empty;
+    /// - [`CoreError::DuplicateLimit`] if a (policy, key) appears twice;
+    /// - [`CoreError::CostExceedsLimit`] if `cost` exceeds a limit's base limit, so it could never be allowed;
+    /// - [`CoreError::TableFull`] if a new key would have to be tracked while the table is full.
+    ///
+    /// Nothing is charged when an error is returned.
+    pub fn check(&mut self, now: Nanos, limits: &[LimitRef<'_>], cost: u64) -> Result<CheckOutcome, CoreError> {
+        validate(limits, cost)?;
+        let now = self.advance_clock(now);
+        let outcome = if let [limit] = limits {
+            self.ensure_room(now, limits)?;
+            let decision = self.evaluate(now, limit, cost, Mode::Commit);
+            single_outcome(limit, decision)
+        } else {
+            let trial = self.evaluate_all(now, limits, cost, Mode::Peek);
+            if trial.allowed {
+                self.ensure_room(now, limits)?;
+                self.evaluate_all(now, limits, cost, Mode::Commit)
+            } else {
+                trial
+            }
+        };
+        self.sweep(now, self.config.sweep_per_op);
+        Ok(outcome)
+    }
+
+    /// Evaluates `cost` against every limit without charging anything or tracking new keys.
+    ///
+    /// `remaining` is what is available now; `allowed` says whether a check of `cost` would pass.
+    ///
+    /// # Errors
+    ///
+    /// As [`LimiterTable::check`], except that a full table is no error.
+    pub fn peek(&mut self, now: Nanos, limits: &[LimitRef<'_>], cost: u64) -> Result<CheckOutcome, CoreError> {
+        validate(limits, cost)?;
+        let now = self.advance_clock(now);
+        let outcome = self.evaluate_all(now, limits, cost, Mode::Peek);
+        self.sweep(now, self.config.sweep_per_op);
+        Ok(outcome)
+    }
+
+    /// Gives `amount` units back to every limit, e.g. to settle a reservation that used less than it reserved.
+    ///
+    /// A limit never goes below its fresh state, and an untracked key is left untracked.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::ZeroCost`], [`CoreError::NoLimits`] and [`CoreError::DuplicateLimit`] as for a check.
+    pub fn refund(&mut self, now: Nanos, limits: &[LimitRef<'_>], amount: u64) -> Result<(), CoreError> {
+        if amount == 0 {
+            return Err(CoreError::ZeroCost);
+        }
+        validate_shape(limits)?;
+        let now = self.advance_clock(now);
+        for limit in limits {
+            let Some(policy_table) = self.policies.get_mut(&limit.policy) else { continue };
+            if !policy_table.same_algorithm(&limit.limiter) {
+                continue;
+            }
+            with_table!(policy_table, limit.limiter, |table, params| {
+                table.set_params(&params);
+                table.refund(now, limit.key, amount, limit.effective_limit);
+            });
+        }
+        self.sweep(now, self.config.sweep_per_op);
+        Ok(())
+    }
+
+    /// Evicts up to `budget` due keys whose state has become fresh; returns how many were evicted.
+    ///
+    /// Checks already sweep a little ([`TableConfig::sweep_per_op`]); a caller may sweep more when idle.
+    pub fn sweep(&mut self, now: Nanos, budget: usize) -> usize {
+        let now = self.advance_clock(now);
+        let mut left = budget;
+        let mut evicted = 0;
+        for policy_table in self.policies.values_mut() {
+            if left == 0 {
+                break;
+            }
+            let (examined, removed) = any_table!(policy_table, |t| t.sweep(now, left));
+            left -= examined;
+            evicted += removed;
+        }
+        self.len -= evicted;
+        evicted
+    }
+
+    /// Lists every tracked (policy, key) in sorted order, for status pages and debugging.
+    pub fn keys(&self) -> Vec<(PolicyId, &str)> {
+        let mut keys = Vec::with_capacity(self.len);
+        for (&policy, table) in &self.policies {
+            any_table!(table, |t| keys.extend(t.sorted_keys().into_iter().map(|k| (policy, k))));
+        }
+        keys
+    }
+
+    /// Forgets every key of `policy`, e.g. when the policy is deleted. Returns how many keys were dropped.
+    pub fn remove_policy(&mut self, policy: PolicyId) -> usize {
+        let removed = self.policies.remove(&policy).map_or(0, |t| t.len());
+        self.len -= removed;
+        removed
+    }
+
+    fn advance_clock(&mut self, now: Nanos) -> Nanos {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    /// Makes sure every new key among `limits` fits under the key cap, sweeping all due keys if needed.
+    fn ensure_room(&mut self, now: Nanos, limits: &[LimitRef<'_>]) -> Result<(), CoreError> {
+        if self.len + limits.len() <= self.config.max_keys {
+            return Ok(());
+        }
+        let new_keys = limits.iter().filter(|l| !self.contains(l)).count();
+        if self.len + new_keys <= self.config.max_keys {
+            return Ok(());
+        }
+        self.sweep(now, usize::MAX);
+        if self.len + new_keys <= self.config.max_keys {
+            Ok(())
+        } else {
+            Err(CoreError::TableFull { max_keys: self.config.max_keys })
+        }
+    }
+
+    fn contains(&self, limit: &LimitRef<'_>) -> bool {
+        self.policies
+            .get(&limit.policy)
+            .is_some_and(|t| t.same_algorithm(&limit.limiter) && any_table!(t, |t| t.contains(limit.key)))
+    }
+
+    fn evaluate_all(&mut self, now: Nanos, limits: &[LimitRef<'_>], cost: u64, mode: Mode) -> CheckOutcome {
+        let mut results = Vec::with_capacity(limits.len());
+        let mut overall: Option<Decision> = None;
+        for limit in limits {
+            let decision = self.evaluate(now, limit, cost, mode);
+            if overall.is_none_or(|o| decision.is_more_restrictive_than(&o)) {
+                overall = Some(decision);
+            }
+            results.push(LimitDecision { policy: limit.policy, base_limit: limit.limiter.base_limit(), decision });
+        }
+        // validate() guarantees at least one limit.
+        let decision =
+            overall.unwrap_or(Decision { allowed: false, limit: 0, remaining: 0, reset_after: 0, retry_after: 0 });
+        CheckOutcome { allowed: results.iter().all(|r| r.decision.allowed), decision, limits: results }
+    }
+
+    /// Evaluates one limit; in [`Mode::Commit`] charges it if allowed. The caller has ensured room for new keys.
+    fn evaluate(&mut self, now: Nanos, limit: &LimitRef<'_>, cost: u64, mode: Mode) -> Decision {
+        let policy_table = self.policies.entry(limit.policy).or_insert_with(|| PolicyTable::new(limit.limiter));
+        if !policy_table.same_algorithm(&limit.limiter) {
+            // The policy switched algorithms: old state has no meaning under the new one.
+            self.len -= policy_table.len();
+            *policy_table = PolicyTable::new(limit.limiter);
+        }
+        let effective = limit.effective_limit.clamp(1, limit.limiter.base_limit());
+        let (decision, inserted) = with_table!(policy_table, limit.limiter, |table, params| {
+            table.set_params(&params);
+            if cost > effective {
+                // Possible only while an adaptive limit is tighter than the cost; the base limit admits it, so
+                // the request is not an error, but it cannot pass before the limit relaxes.
+                let mut decision = table.peek(now, limit.key, 1, effective);
+                decision.allowed = false;
+                decision.retry_after = decision.reset_after.max(params.period());
+                (decision, false)
+            } else {
+                match mode {
+                    Mode::Peek => (table.peek(now, limit.key, cost, effective), false),
+                    Mode::Commit => match table.charge(now, limit.key, cost, effective) {
+                        Lookup::Existing(decision) => (decision, false),
+                        Lookup::Inserted(decision) => (decision, true),
+                    },
+                }
+            }
+        });
+        if inserted {
+            self.len += 1;
+        }
+        decision
+    }
+}
+
+/// Checks the cost and the shape of a limit list.
+fn validate(limits: &[LimitRef<'_>], cost: u64) -> Result<(), CoreError> {
+    if cost == 0 {
+        return Err(CoreError::ZeroCost);
+    }
+    validate_shape(limits)?;
+    for limit in limits {
+        let base = limit.limiter.base_limit();
+        if cost > base {
+            return Err(CoreError::CostExceedsLimit { policy: format!("#{}", limit.policy), cost, limit: base });
+        }
+    }
+    Ok(())
+}
+
+fn validate_shape(limits: &[LimitRef<'_>]) -> Result<(), CoreError> {
+    if limits.is_empty() {
+        return Err(CoreError::NoLimits);
+    }
+    for (i, a) in limits.iter().enumerate() {
+        if limits[..i].iter().any(|b| a.policy == b.policy && a.key == b.key) {
+            return Err(CoreError::DuplicateLimit { policy: format!("#{}", a.policy), key: a.key.to_owned() });
+        }
+    }
+    Ok(())
+}
+
+fn single_outcome(limit: &LimitRef<'_>, decision: Decision) -> CheckOutcome {
+    CheckOutcome {
+        allowed: decision.allowed,
+        decision,
+        limits: vec![LimitDecision { policy: limit.policy, base_limit: limit.limiter.base_limit(), decision }],
+    }
+}

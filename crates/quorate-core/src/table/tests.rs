@@ -1,0 +1,330 @@
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::{CalendarUnit, WindowSpan};
+
+const SECOND: Nanos = 1_000_000_000;
+const T0: Nanos = 1_795_000_000 * SECOND;
+
+fn bucket(capacity: u64, per: Nanos) -> Limiter {
+    TokenBucket::new(capacity, capacity, per).unwrap().into()
+}
+
+fn window(limit: u64, per: Nanos) -> Limiter {
+    SlidingWindow::new(limit, per, 10).unwrap().into()
+}
+
+fn table() -> LimiterTable {
+    LimiterTable::new(TableConfig::default())
+}
+
+fn bytes(table: &LimiterTable) -> Vec<u8> {
+    bincode::serialize(&table.snapshot()).unwrap()
+}
+
+#[test]
+fn multi_limit_check_charges_all_or_nothing() {
+    // Invariant 3: a multi-descriptor check is atomic.
+    let mut t = table();
+    let key = LimitRef::new(0, bucket(10, SECOND), "api_key=a");
+    let ip = LimitRef::new(1, window(3, SECOND), "ip=1.2.3.4");
+    for _ in 0..3 {
+        assert!(t.check(T0, &[key, ip], 1).unwrap().allowed);
+    }
+    let denied = t.check(T0, &[key, ip], 1).unwrap();
+    assert!(!denied.allowed);
+    assert!(denied.limits[0].decision.allowed, "the key alone would have allowed it");
+    assert!(!denied.limits[1].decision.allowed);
+    assert_eq!(denied.decision, denied.limits[1].decision, "overall is the most restrictive");
+    // Nothing was charged to the key limit by the denied check.
+    assert_eq!(t.peek(T0, &[key], 1).unwrap().decision.remaining, 7);
+}
+
+#[test]
+fn overall_decision_of_an_allowed_check_has_the_least_remaining() {
+    let mut t = table();
+    let a = LimitRef::new(0, bucket(100, SECOND), "k");
+    let b = LimitRef::new(1, bucket(5, SECOND), "k");
+    let outcome = t.check(T0, &[a, b], 2).unwrap();
+    assert!(outcome.allowed);
+    assert_eq!(outcome.decision.remaining, 3);
+    assert_eq!(outcome.decision.limit, 5);
+}
+
+#[test]
+fn denied_check_consumes_nothing_and_tracks_nothing() {
+    // Invariant 3: denied requests consume nothing.
+    let mut t = table();
+    let limit = LimitRef::new(0, bucket(2, SECOND), "k");
+    assert!(t.check(T0, &[limit], 2).unwrap().allowed);
+    let before = bytes(&t);
+    assert!(!t.check(T0, &[limit], 1).unwrap().allowed);
+    assert_eq!(bytes(&t), before);
+}
+
+#[test]
+fn peek_consumes_nothing_and_does_not_track_new_keys() {
+    let mut t = table();
+    let limit = LimitRef::new(0, window(5, SECOND), "k");
+    let peeked = t.peek(T0, &[limit], 5).unwrap();
+    assert!(peeked.allowed);
+    assert_eq!(peeked.decision.remaining, 5);
+    assert!(t.is_empty());
+    t.check(T0, &[limit], 2).unwrap();
+    assert_eq!(t.peek(T0, &[limit], 4).unwrap().decision.remaining, 3);
+    assert!(!t.peek(T0, &[limit], 4).unwrap().allowed);
+    assert_eq!(t.peek(T0, &[limit], 3).unwrap().decision.remaining, 3);
+}
+
+#[test]
+fn refund_settles_a_reservation() {
+    // Reserve 1000 LLM tokens, use 250, give 750 back.
+    let mut t = table();
+    let budget =
+        LimitRef::new(0, FixedWindow::new(2_000, WindowSpan::Calendar(CalendarUnit::Day)).unwrap().into(), "k");
+    assert!(t.check(T0, &[budget], 1_000).unwrap().allowed);
+    t.refund(T0 + SECOND, &[budget], 750).unwrap();
+    assert_eq!(t.peek(T0 + SECOND, &[budget], 1).unwrap().decision.remaining, 1_750);
+    // Refunding an untracked key does nothing (and does not start tracking it).
+    t.refund(T0, &[LimitRef::new(0, budget.limiter, "other")], 5).unwrap();
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn cost_above_the_limit_is_an_error_saying_it_can_never_succeed() {
+    let mut t = table();
+    let err = t.check(T0, &[LimitRef::new(3, bucket(10, SECOND), "k")], 11).unwrap_err();
+    assert_eq!(err, CoreError::CostExceedsLimit { policy: "#3".into(), cost: 11, limit: 10 });
+    assert!(err.to_string().contains("can never be allowed"));
+    assert_eq!(t.check(T0, &[LimitRef::new(3, bucket(10, SECOND), "k")], 0).unwrap_err(), CoreError::ZeroCost);
+    assert_eq!(t.check(T0, &[], 1).unwrap_err(), CoreError::NoLimits);
+    let dup = LimitRef::new(0, bucket(10, SECOND), "k");
+    assert!(matches!(t.check(T0, &[dup, dup], 1), Err(CoreError::DuplicateLimit { .. })));
+    assert!(t.is_empty());
+}
+
+#[test]
+fn cost_above_a_tightened_limit_is_denied_with_a_retry_hint() {
+    let mut t = table();
+    let limit = LimitRef::new(0, bucket(10, SECOND), "k").with_effective_limit(4);
+    let d = t.check(T0, &[limit], 6).unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.decision.limit, 4);
+    assert_eq!(d.limits[0].base_limit, 10);
+    assert!(d.decision.retry_after >= SECOND);
+}
+
+#[test]
+fn key_cap_refuses_new_keys_but_keeps_existing_ones_working() {
+    let mut t = LimiterTable::new(TableConfig { max_keys: 3, sweep_per_op: 0 });
+    let limiter = bucket(5, SECOND);
+    for key in ["a", "b", "c"] {
+        assert!(t.check(T0, &[LimitRef::new(0, limiter, key)], 1).unwrap().allowed);
+    }
+    let err = t.check(T0, &[LimitRef::new(0, limiter, "d")], 1).unwrap_err();
+    assert_eq!(err, CoreError::TableFull { max_keys: 3 });
+    assert!(t.check(T0, &[LimitRef::new(0, limiter, "a")], 1).unwrap().allowed);
+    // Peeking at a new key is fine: it is not tracked.
+    assert!(t.peek(T0, &[LimitRef::new(0, limiter, "d")], 1).unwrap().allowed);
+    // Once the old keys are idle (fresh), a new key evicts them on demand.
+    assert!(t.check(T0 + 3 * SECOND, &[LimitRef::new(0, limiter, "d")], 1).unwrap().allowed);
+    assert_eq!(t.len(), 1);
+}
+
+#[test]
+fn idle_keys_are_evicted_by_the_sweep() {
+    let mut t = table();
+    let limiter = window(10, SECOND);
+    for i in 0..100 {
+        t.check(T0, &[LimitRef::new(0, limiter, &format!("k{i}"))], 1).unwrap();
+    }
+    assert_eq!(t.len(), 100);
+    // Before the window passes nothing is evictable.
+    assert_eq!(t.sweep(T0 + SECOND / 2, usize::MAX), 0);
+    assert_eq!(t.sweep(T0 + 3 * SECOND, 40), 40);
+    assert_eq!(t.len(), 60);
+    assert_eq!(t.sweep(T0 + 3 * SECOND, usize::MAX), 60);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn time_never_runs_backwards_inside_the_table() {
+    let mut t = table();
+    let limit = LimitRef::new(0, bucket(1, 10 * SECOND), "k");
+    assert!(t.check(T0, &[limit], 1).unwrap().allowed);
+    let d = t.check(T0 - 5 * SECOND, &[limit], 1).unwrap();
+    assert!(!d.allowed);
+    assert_eq!(d.decision.retry_after, 10 * SECOND, "evaluated at T0, not at the earlier time");
+    assert_eq!(t.now(), T0);
+}
+
+#[test]
+fn snapshot_restores_an_identical_table() {
+    let mut t = table();
+    for i in 0..50u64 {
+        let key = format!("k{}", i % 17);
+        t.check(T0 + i * SECOND / 10, &[LimitRef::new(0, bucket(5, SECOND), &key)], 1).unwrap();
+        t.check(T0 + i * SECOND / 10, &[LimitRef::new(1, window(5, SECOND), &key)], 1).unwrap();
+    }
+    let snapshot = t.snapshot();
+    let encoded = bincode::serialize(&snapshot).unwrap();
+    let decoded: TableSnapshot = bincode::deserialize(&encoded).unwrap();
+    assert_eq!(decoded, snapshot);
+    let restored = LimiterTable::restore(t.config(), decoded).unwrap();
+    assert_eq!(bytes(&restored), encoded);
+    assert_eq!(restored.len(), t.len());
+    assert_eq!(restored.keys(), t.keys());
+}
+
+#[test]
+fn restore_rejects_a_snapshot_listing_a_key_twice() {
+    let mut t = table();
+    t.check(T0, &[LimitRef::new(0, bucket(5, SECOND), "k")], 1).unwrap();
+    let mut snapshot = t.snapshot();
+    if let Some(PolicySnapshotProbe::TokenBucket(entries)) = probe(&mut snapshot) {
+        let first = entries[0].clone();
+        entries.push(first);
+    }
+    assert!(LimiterTable::restore(t.config(), snapshot).is_err());
+}
+
+/// Test access to the snapshot's entries.
+enum PolicySnapshotProbe<'a> {
+    TokenBucket(&'a mut Vec<(compact_str::CompactString, u32, crate::TokenBucketState)>),
+}
+
+fn probe(snapshot: &mut TableSnapshot) -> Option<PolicySnapshotProbe<'_>> {
+    snapshot.token_bucket_entries_mut(0).map(PolicySnapshotProbe::TokenBucket)
+}
+
+/// One randomly generated operation on a table.
+#[derive(Debug, Clone)]
+enum Op {
+    Check { dt: Nanos, keys: Vec<(u8, u8)>, cost: u64 },
+    Peek { dt: Nanos, key: (u8, u8), cost: u64 },
+    Refund { dt: Nanos, key: (u8, u8), amount: u64 },
+    Sweep { dt: Nanos, budget: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let dt = prop_oneof![Just(0u64), 0..SECOND, 0..20 * SECOND];
+    let key = (0u8..4, 0u8..6);
+    prop_oneof![
+        4 => (dt.clone(), prop::collection::vec(key.clone(), 1..3), 1u64..8)
+            .prop_map(|(dt, keys, cost)| Op::Check { dt, keys, cost }),
+        1 => (dt.clone(), key.clone(), 1u64..8).prop_map(|(dt, key, cost)| Op::Peek { dt, key, cost }),
+        1 => (dt.clone(), key, 1u64..8).prop_map(|(dt, key, amount)| Op::Refund { dt, key, amount }),
+        1 => (dt, 0usize..5).prop_map(|(dt, budget)| Op::Sweep { dt, budget }),
+    ]
+}
+
+/// Policy `p` (0..4) uses each algorithm once.
+fn policy_limiter(p: u8) -> Limiter {
+    match p {
+        0 => bucket(7, 3 * SECOND),
+        1 => window(6, 4 * SECOND),
+        2 => WindowCounter::new(5, 2 * SECOND).unwrap().into(),
+        _ => FixedWindow::new(8, WindowSpan::Every(5 * SECOND)).unwrap().into(),
+    }
+}
+
+/// Runs `ops` on `table`, returning every answer.
+fn run(table: &mut LimiterTable, ops: &[Op]) -> Vec<String> {
+    let names: Vec<String> = (0..6).map(|k| format!("key-{k}")).collect();
+    let limit = |(p, k): (u8, u8)| LimitRef::new(u32::from(p), policy_limiter(p), &names[usize::from(k)]);
+    let mut now = T0;
+    let mut answers = Vec::new();
+    for op in ops {
+        let answer = match op {
+            Op::Check { dt, keys, cost } => {
+                now += dt;
+                let limits: Vec<LimitRef<'_>> = keys.iter().map(|&k| limit(k)).collect();
+                format!("{:?}", table.check(now, &limits, *cost))
+            }
+            Op::Peek { dt, key, cost } => {
+                now += dt;
+                format!("{:?}", table.peek(now, &[limit(*key)], *cost))
+            }
+            Op::Refund { dt, key, amount } => {
+                now += dt;
+                format!("{:?}", table.refund(now, &[limit(*key)], *amount))
+            }
+            Op::Sweep { dt, budget } => {
+                now += dt;
+                table.sweep(now, *budget);
+                String::new()
+            }
+        };
+        answers.push(answer);
+    }
+    answers
+}
+
+proptest! {
+    /// Invariant 4: eviction never changes a decision.
+    #[test]
+    fn eviction_never_changes_a_decision(ops in prop::collection::vec(op(), 1..120)) {
+        let mut never = LimiterTable::new(TableConfig { max_keys: usize::MAX, sweep_per_op: 0 });
+        let mut eager = LimiterTable::new(TableConfig { max_keys: usize::MAX, sweep_per_op: usize::MAX });
+        let a = run(&mut never, &ops);
+        let b = run(&mut eager, &ops);
+        prop_assert_eq!(a, b);
+        prop_assert!(eager.len() <= never.len());
+    }
+
+    /// Invariant 1: the same inputs give the same state bytes, whatever each process's hash seed.
+    #[test]
+    fn same_inputs_give_the_same_state_bytes(ops in prop::collection::vec(op(), 1..120)) {
+        let mut a = table();
+        let mut b = table();
+        prop_assert_eq!(run(&mut a, &ops), run(&mut b, &ops));
+        prop_assert_eq!(bytes(&a), bytes(&b));
+    }
+
+    /// A table restored from a snapshot taken mid-stream continues exactly like the original.
+    #[test]
+    fn restored_table_continues_identically(
+        before in prop::collection::vec(op(), 1..80),
+        after in prop::collection::vec(op(), 1..80),
+    ) {
+        let config = TableConfig { max_keys: 12, sweep_per_op: 1 };
+        let mut original = LimiterTable::new(config);
+        run(&mut original, &before);
+        let encoded = bytes(&original);
+        let mut restored = LimiterTable::restore(config, bincode::deserialize(&encoded).unwrap()).unwrap();
+        prop_assert_eq!(bytes(&restored), encoded);
+        prop_assert_eq!(run(&mut original, &after), run(&mut restored, &after));
+        prop_assert_eq!(bytes(&original), bytes(&restored));
+    }
+
+    /// Random parameters, costs and times never panic.
+    #[test]
+    fn random_requests_never_panic(
+        limit in 1u64..=crate::bounds::MAX_COUNT,
+        period in 1u64..=crate::bounds::MAX_DURATION,
+        cost in 0u64..u64::MAX,
+        effective in 0u64..u64::MAX,
+        times in prop::collection::vec(0u64..u64::MAX, 1..8),
+    ) {
+        let limiters: Vec<Limiter> = [
+            TokenBucket::new(limit, limit, period).map(Limiter::from),
+            SlidingWindow::new(limit, period - period % 8, 8).map(Limiter::from),
+            WindowCounter::new(limit, period).map(Limiter::from),
+            FixedWindow::new(limit, WindowSpan::Every(period)).map(Limiter::from),
+            FixedWindow::new(limit, WindowSpan::Calendar(CalendarUnit::Month)).map(Limiter::from),
+        ].into_iter().flatten().collect();
+        let mut t = table();
+        for (p, limiter) in limiters.into_iter().enumerate() {
+            let l = LimitRef::new(p as u32, limiter, "k").with_effective_limit(effective);
+            for &now in &times {
+                let _ = t.check(now, &[l], cost);
+                let _ = t.check(now, &[l], cost % limit + 1);
+                let _ = t.peek(now, &[l], cost);
+                let _ = t.refund(now, &[l], cost);
+                t.sweep(now, 3);
+            }
+        }
+    }
+}
