@@ -332,6 +332,20 @@ impl LimiterTable {
         removed
     }
 
+    /// Renumbers policies after the policy set changed: `map` gives each old id its new id, or `None` if the policy
+    /// is gone (its keys are dropped). Keys keep their state; a policy whose parameters changed adopts them on its
+    /// next use (counts stay counts, a bucket's arrival time stays a time).
+    pub fn remap_policies(&mut self, map: impl Fn(PolicyId) -> Option<PolicyId>) {
+        let old = std::mem::take(&mut self.policies);
+        self.len = 0;
+        for (id, table) in old {
+            if let Some(new_id) = map(id) {
+                self.len += table.len();
+                self.policies.insert(new_id, table);
+            }
+        }
+    }
+
     fn advance_clock(&mut self, now: Nanos) -> Nanos {
         self.now = self.now.max(now);
         self.now

@@ -150,6 +150,19 @@ fn idle_keys_are_evicted_by_the_sweep() {
 }
 
 #[test]
+fn remapped_policies_keep_their_keys_and_dropped_ones_forget_them() {
+    let mut t = table();
+    let a = bucket(5, SECOND);
+    t.check(T0, &[LimitRef::new(0, a, "k")], 5).unwrap();
+    t.check(T0, &[LimitRef::new(1, a, "k")], 1).unwrap();
+    // Policy 0 becomes 1, policy 1 is deleted.
+    t.remap_policies(|id| (id == 0).then_some(1));
+    assert_eq!(t.len(), 1);
+    assert!(!t.check(T0, &[LimitRef::new(1, a, "k")], 1).unwrap().allowed, "the spent bucket moved to id 1");
+    assert!(t.check(T0, &[LimitRef::new(0, a, "k")], 1).unwrap().allowed);
+}
+
+#[test]
 fn time_never_runs_backwards_inside_the_table() {
     let mut t = table();
     let limit = LimitRef::new(0, bucket(1, 10 * SECOND), "k");
