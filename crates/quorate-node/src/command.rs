@@ -1,0 +1,104 @@
+//! What travels through the Raft log ([`Request`]) and what applying it answers ([`Response`]).
+//!
+//! Commands carry the request's descriptors, not resolved limits: every replica resolves them against the policy
+//! set at the same log position, so a policy change between proposal and commit cannot split replicas. The leader
+//! resolves once before proposing too, so that invalid requests are refused without costing a log entry.
+
+use quorate_core::policy::Descriptor;
+use quorate_core::{Decision, Nanos};
+use serde::{Deserialize, Serialize};
+
+/// One Raft log entry's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Limiter commands sealed together by the leader's batcher, applied in order at cluster time `time`.
+    Batch {
+        /// The leader's wall clock when it sealed the batch (ns since the Unix epoch); replicas apply at
+        /// `max(previous time, time)` so cluster time never runs backwards across leaders.
+        time: Nanos,
+        /// The commands, in the order their callers queued them.
+        commands: Vec<Command>,
+    },
+    /// Replaces the policy set with the one in `toml` (the policies-file format).
+    SetPolicies {
+        /// The new policy set, as TOML text.
+        toml: String,
+        /// If non-zero, applies only if the current version equals it.
+        expected_version: u64,
+    },
+}
+
+/// One limiter operation requested by a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Check (and charge, unless `peek`) `cost` against every limit the descriptors resolve to.
+    Check {
+        /// The request's descriptors.
+        descriptors: Vec<Descriptor>,
+        /// Units the request costs, at least 1.
+        cost: u64,
+        /// Evaluate only; charge nothing.
+        peek: bool,
+    },
+    /// Give `amount` units back to every limit the descriptors resolve to.
+    Refund {
+        /// The request's descriptors.
+        descriptors: Vec<Descriptor>,
+        /// Units to give back, at least 1.
+        amount: u64,
+    },
+}
+
+/// What applying one log entry answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Entries that carry no client request (membership, blank) answer nothing.
+    Empty,
+    /// One outcome per command of a [`Request::Batch`], in order.
+    Batch(Vec<CommandOutcome>),
+    /// The result of [`Request::SetPolicies`]: the new version, or why the set was refused.
+    Policies(Result<u64, String>),
+}
+
+/// The outcome of one command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandOutcome {
+    /// A check's decision.
+    Checked(CheckReply),
+    /// A refund was applied.
+    Refunded,
+    /// The command was refused as invalid (the message says why); nothing was charged.
+    Invalid(String),
+    /// The command needs a key the full table cannot take; nothing was charged.
+    TableFull(String),
+    /// No policy set has been installed yet.
+    NoPolicies,
+}
+
+/// A check's decision with the names the API reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReply {
+    /// Whether every limit allowed the request (and it was charged, unless it was a peek).
+    pub allowed: bool,
+    /// Index in `limits` of the most restrictive limit.
+    pub overall: usize,
+    /// One entry per limit, in descriptor order.
+    pub limits: Vec<LimitReply>,
+    /// The version of the policy set that decided.
+    pub policy_version: u64,
+}
+
+/// One limit's decision, named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitReply {
+    /// The policy's name.
+    pub policy: String,
+    /// The key, `dimension=value`.
+    pub key: String,
+    /// The policy's configured limit.
+    pub base_limit: u64,
+    /// The policy's window or refill period.
+    pub window: Nanos,
+    /// The decision (its `limit` is the one in force).
+    pub decision: Decision,
+}

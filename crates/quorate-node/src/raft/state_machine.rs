@@ -1,0 +1,172 @@
+//! The openraft state machine: applies committed entries to the [`Replica`] and builds and installs snapshots.
+//!
+//! Durability model (as rocksstore-v2): the replica lives in memory; a snapshot is persisted in sled (tree `sm`)
+//! each time one is built or installed. On restart the last snapshot is loaded and openraft re-applies the log
+//! from there up to the committed index, so an admitted request is never forgotten ("restart never refunds").
+//! Snapshots are built from a clone taken under the lock and encoded off the async threads.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use quorate_core::TableConfig;
+use serde::{Deserialize, Serialize};
+
+use super::replica::{Replica, ReplicaSnapshot};
+use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
+use super::{TypeConfig, codec};
+use crate::command::Response;
+
+const SNAPSHOT_KEY: &[u8] = b"snapshot";
+
+/// A snapshot as stored in sled: its metadata and the encoded [`ReplicaSnapshot`].
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// The state machine store handed to openraft; cheap to clone, all clones share the replica.
+#[derive(Debug, Clone)]
+pub struct StateMachineStore {
+    replica: Arc<Mutex<Replica>>,
+    tree: sled::Tree,
+    table_config: TableConfig,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine on `db`, restoring the last persisted snapshot if there is one.
+    ///
+    /// # Errors
+    ///
+    /// If sled fails or the stored snapshot cannot be decoded.
+    pub fn open(db: &sled::Db, table_config: TableConfig) -> Result<Self, StorageError> {
+        let tree = db.open_tree("sm").map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let replica = match tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_state_machine(&e))? {
+            Some(bytes) => {
+                let stored: StoredSnapshot =
+                    codec::decode(&bytes).map_err(|e| StorageIOError::read_state_machine(&e))?;
+                let snapshot: ReplicaSnapshot =
+                    codec::decode(&stored.data).map_err(|e| StorageIOError::read_state_machine(&e))?;
+                Replica::restore(table_config, snapshot).map_err(|e| StorageIOError::read_state_machine(&e))?
+            }
+            None => Replica::new(table_config),
+        };
+        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, table_config })
+    }
+
+    /// Locks the replica for reading or applying. Never held across an `.await`.
+    pub fn replica(&self) -> MutexGuard<'_, Replica> {
+        // A panic while holding the lock cannot leave a half-applied entry visible to anyone but a crashing
+        // node; recover the guard rather than propagate the poison.
+        self.replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn read_stored(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        let Some(bytes) = self.tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_snapshot(None, &e))? else {
+            return Ok(None);
+        };
+        codec::decode(&bytes).map(Some).map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+
+    async fn persist(&self, stored: StoredSnapshot) -> Result<(), StorageError> {
+        let tree = self.tree.clone();
+        let signature = Some(stored.meta.signature());
+        let sig = signature.clone();
+        let write = move || -> Result<(), StorageError> {
+            let bytes = codec::encode(&stored).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            tree.insert(SNAPSHOT_KEY, bytes).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            tree.flush().map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            Ok(())
+        };
+        super::blocking(write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Clone under the lock (a memory copy), encode and sort off the async threads.
+        let replica = self.replica().clone();
+        let encode = move || -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+            let snapshot = replica.snapshot();
+            let data = codec::encode(&snapshot).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+            // Deterministic id: the same log position gives the same snapshot on every replica.
+            let snapshot_id = match replica.last_applied {
+                Some(id) => format!("{}-{}-{}", id.leader_id.term, id.leader_id.node_id, id.index),
+                None => "empty".to_owned(),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: replica.last_applied,
+                last_membership: replica.membership.clone(),
+                snapshot_id,
+            };
+            Ok((meta, data))
+        };
+        let (meta, data) = super::blocking(encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
+        self.persist(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
+        tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let replica = self.replica();
+        Ok((replica.last_applied, replica.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut replica = self.replica();
+        let mut responses = Vec::new();
+        for entry in entries {
+            replica.last_applied = Some(entry.log_id);
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response::Empty,
+                EntryPayload::Normal(request) => replica.apply_request(request),
+                EntryPayload::Membership(membership) => {
+                    replica.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
+                    Response::Empty
+                }
+            };
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let signature = Some(meta.signature());
+        let decoded: ReplicaSnapshot =
+            codec::decode(&data).map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
+        let restored = Replica::restore(self.table_config, decoded)
+            .map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
+        self.persist(StoredSnapshot { meta: meta.clone(), data }).await?;
+        *self.replica() = restored;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        Ok(self
+            .read_stored()?
+            .map(|stored| Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
+    }
+}
