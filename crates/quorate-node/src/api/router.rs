@@ -1,0 +1,176 @@
+//! [`Router`]: decides whether a request is served here (this node leads) or forwarded to the leader.
+//!
+//! A forwarded request carries the [`FORWARDED`] metadata key; a node that receives one but is not the leader
+//! answers UNAVAILABLE instead of forwarding again, so a stale view of the leader can never make a loop.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quorate_core::policy::{Descriptor, PolicySet};
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::batcher::Batcher;
+use crate::raft::network::lazy_channel;
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::{NodeId, Raft};
+
+/// Metadata key marking a request forwarded by a follower.
+pub(crate) const FORWARDED: &str = "quorate-forwarded";
+
+/// How long to wait between looks for a leader.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// Where a request goes.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// This node is the leader.
+    Local,
+    /// Forward to the leader at `addr`.
+    Remote {
+        /// The leader's address.
+        addr: String,
+        /// A (cached, lazy) channel to it.
+        channel: Channel,
+    },
+}
+
+/// Shared state of a node's API services.
+#[derive(Debug, Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft,
+    batcher: Batcher,
+    state_machine: StateMachineStore,
+    deadline: Duration,
+    channels: Mutex<BTreeMap<String, Channel>>,
+}
+
+impl Router {
+    /// Creates the router of node `id`.
+    pub fn new(id: NodeId, raft: Raft, batcher: Batcher, state_machine: StateMachineStore, deadline: Duration) -> Self {
+        Router {
+            inner: Arc::new(Inner {
+                id,
+                raft,
+                batcher,
+                state_machine,
+                deadline,
+                channels: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The leader's batcher (used when this node leads).
+    pub fn batcher(&self) -> &Batcher {
+        &self.inner.batcher
+    }
+
+    /// The local state machine.
+    pub fn state_machine(&self) -> &StateMachineStore {
+        &self.inner.state_machine
+    }
+
+    /// How long a request may wait for a leader and a commit.
+    pub fn deadline(&self) -> Duration {
+        self.inner.deadline
+    }
+
+    /// The policy set this node has applied, or UNAVAILABLE if the cluster has none yet.
+    ///
+    /// # Errors
+    ///
+    /// UNAVAILABLE while no policy set is installed.
+    pub fn policies(&self) -> Result<Arc<PolicySet>, Status> {
+        self.inner.state_machine.replica().policies.clone().ok_or_else(|| {
+            Status::unavailable("the cluster has no policy set yet: the first leader installs it shortly after start")
+        })
+    }
+
+    /// Checks a request against the local policy set before it costs a log entry.
+    ///
+    /// # Errors
+    ///
+    /// INVALID_ARGUMENT saying what is wrong; UNAVAILABLE if there are no policies yet.
+    pub fn validate(&self, descriptors: &[Descriptor], cost: u64) -> Result<(), Status> {
+        let policies = self.policies()?;
+        crate::raft::replica::resolve(&policies, descriptors, cost).map(|_| ()).map_err(Status::invalid_argument)
+    }
+
+    /// Waits until a leader is known and says where to send the request. Callers bound the wait with
+    /// [`Router::deadline`].
+    pub async fn route(&self) -> Route {
+        loop {
+            let leader = {
+                let metrics = self.inner.raft.metrics();
+                let metrics = metrics.borrow();
+                metrics.current_leader.map(|id| {
+                    let addr = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone());
+                    (id, addr)
+                })
+            };
+            match leader {
+                Some((id, _)) if id == self.inner.id => return Route::Local,
+                Some((_, Some(addr))) => {
+                    if let Some(channel) = self.channel(&addr) {
+                        return Route::Remote { addr, channel };
+                    }
+                }
+                _ => {}
+            }
+            tokio::time::sleep(LEADER_POLL).await;
+        }
+    }
+
+    /// Drops the cached channel to `addr` after a failure, so the next request dials afresh.
+    pub fn forget(&self, addr: &str) {
+        self.channels().remove(addr);
+    }
+
+    fn channel(&self, addr: &str) -> Option<Channel> {
+        let mut channels = self.channels();
+        if let Some(channel) = channels.get(addr) {
+            return Some(channel.clone());
+        }
+        let channel = lazy_channel(addr).ok()?;
+        channels.insert(addr.to_owned(), channel.clone());
+        Some(channel)
+    }
+
+    fn channels(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Channel>> {
+        self.inner.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router").field("id", &self.id).field("deadline", &self.deadline).finish_non_exhaustive()
+    }
+}
+
+/// Returns true if `request` was forwarded by another node.
+pub(crate) fn is_forwarded<T>(request: &tonic::Request<T>) -> bool {
+    request.metadata().get(FORWARDED).is_some()
+}
+
+/// Wraps `message` as a request marked forwarded.
+pub(crate) fn forwarded<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}

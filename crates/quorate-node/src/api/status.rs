@@ -1,0 +1,36 @@
+//! Every error a client can see becomes a `tonic::Status` here, in one place.
+//!
+//! Bad input is INVALID_ARGUMENT, a full key table RESOURCE_EXHAUSTED, anything a retry (possibly on another node)
+//! can fix is UNAVAILABLE. Messages say what is wrong in words a client developer can act on.
+
+use tonic::Status;
+
+use crate::batcher::BatchError;
+use crate::command::CommandOutcome;
+
+/// The status of a command that produced no decision.
+pub fn from_outcome(outcome: &CommandOutcome) -> Status {
+    match outcome {
+        CommandOutcome::Invalid(message) => Status::invalid_argument(message.clone()),
+        CommandOutcome::TableFull(message) => Status::resource_exhausted(message.clone()),
+        CommandOutcome::NoPolicies => Status::unavailable("the cluster has no policy set yet"),
+        CommandOutcome::Checked(_) | CommandOutcome::Refunded => Status::internal("unexpected outcome for this call"),
+    }
+}
+
+/// The status of a batch that could not be committed.
+pub fn from_batch(error: &BatchError) -> Status {
+    match error {
+        BatchError::NotLeader { .. } => Status::unavailable("this node is no longer the leader; retry"),
+        BatchError::Timeout(after) => Status::unavailable(format!(
+            "no quorum committed the request within {after:?}; retry, possibly on another node"
+        )),
+        BatchError::Raft(message) => Status::unavailable(format!("raft: {message}")),
+        BatchError::Stopped => Status::unavailable("the node is shutting down"),
+    }
+}
+
+/// The status when no leader answered within the deadline.
+pub fn no_leader(deadline: std::time::Duration) -> Status {
+    Status::unavailable(format!("no leader answered within {deadline:?}: the cluster may be electing or partitioned"))
+}

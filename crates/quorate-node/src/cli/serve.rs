@@ -1,0 +1,33 @@
+//! `quorate serve --config node1.toml`: runs one node until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::clock::SystemClock;
+use crate::config::NodeConfig;
+use crate::node::start_node;
+
+/// Arguments of `quorate serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The node's TOML config file (see `deploy/node1.toml`).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// Runs the node until a shutdown signal, then stops it cleanly.
+///
+/// # Errors
+///
+/// If the config is invalid or the node cannot start.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&args.config)?;
+    let node = start_node(config, Arc::new(SystemClock::new())).await.context("starting the node")?;
+    println!("node {} serving on {}", node.id, node.local_addr);
+    super::shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await.context("stopping the node")?;
+    Ok(())
+}

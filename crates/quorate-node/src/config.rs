@@ -1,0 +1,316 @@
+//! Node configuration: one TOML file per node, parsed into [`RawConfig`], validated into [`NodeConfig`].
+//!
+//! ```toml
+//! id = 1
+//! listen = "127.0.0.1:7101"       # where the gRPC server binds (Raft, API and admin on one port)
+//! advertise = "127.0.0.1:7101"    # how peers and clients reach it (default: listen)
+//! data_dir = "data/node1"
+//! bootstrap = true                # this node initialises the cluster from `peers` if it has no state yet
+//! policies = "deploy/policies.toml"  # installed by the first leader; the built-in sample if omitted
+//!
+//! [[peers]]                       # the other initial members
+//! id = 2
+//! addr = "127.0.0.1:7102"
+//!
+//! [raft]                          # all optional
+//! heartbeat = "100ms"
+//! election_timeout_min = "400ms"
+//! election_timeout_max = "800ms"
+//! snapshot_every = 20000
+//!
+//! [limits]                        # all optional
+//! max_keys = 1000000
+//! check_deadline = "2s"
+//! ```
+//!
+//! Unknown keys are errors, and every error names the field it is about.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use quorate_core::policy::{PolicySet, SAMPLE_POLICIES_TOML};
+use quorate_core::{DEFAULT_MAX_KEYS, TableConfig};
+use serde::Deserialize;
+
+use crate::error::NodeError;
+use crate::raft::{Node, NodeId};
+
+/// Default heartbeat: also the AppendEntries RPC timeout in openraft 0.9, sized for large batches on a LAN.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
+/// Default election timeout range: a new leader within about a second of losing the old one.
+pub const DEFAULT_ELECTION_MIN: Duration = Duration::from_millis(400);
+/// Upper end of the default election timeout range.
+pub const DEFAULT_ELECTION_MAX: Duration = Duration::from_millis(800);
+/// Default number of log entries between snapshots: batched entries are few and large.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 20_000;
+/// Default time a check may wait for a leader and a commit before the caller gets UNAVAILABLE.
+pub const DEFAULT_CHECK_DEADLINE: Duration = Duration::from_secs(2);
+/// Default most checks sealed into one log entry.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
+/// Default sled page cache: enough for the log tail; limiter state lives in memory anyway.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+/// The config file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// This node's id: a positive integer, unique in the cluster.
+    pub id: NodeId,
+    /// Bind address of the gRPC server.
+    pub listen: String,
+    /// Address others reach this node at; defaults to `listen`.
+    pub advertise: Option<String>,
+    /// Where sled keeps the log, the vote and snapshots.
+    pub data_dir: PathBuf,
+    /// Whether this node initialises a fresh cluster.
+    #[serde(default)]
+    pub bootstrap: bool,
+    /// Path of the policies file the first leader installs; the built-in sample if omitted.
+    pub policies: Option<PathBuf>,
+    /// The other initial members.
+    #[serde(default)]
+    pub peers: Vec<RawPeer>,
+    /// Raft timings.
+    #[serde(default)]
+    pub raft: RawRaft,
+    /// Limiter settings.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// One `[[peers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeer {
+    /// The peer's id.
+    pub id: NodeId,
+    /// The peer's `host:port`.
+    pub addr: String,
+}
+
+/// The `[raft]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRaft {
+    /// Leader heartbeat interval (and AppendEntries timeout).
+    pub heartbeat: Option<String>,
+    /// Lower bound of the randomised election timeout.
+    pub election_timeout_min: Option<String>,
+    /// Upper bound of the randomised election timeout.
+    pub election_timeout_max: Option<String>,
+    /// Log entries between snapshots.
+    pub snapshot_every: Option<u64>,
+}
+
+/// The `[limits]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Most keys tracked at once.
+    pub max_keys: Option<usize>,
+    /// How long a check may wait for a leader and a commit.
+    pub check_deadline: Option<String>,
+    /// Most checks per log entry.
+    pub max_batch: Option<usize>,
+    /// sled page cache in bytes.
+    pub cache_bytes: Option<u64>,
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: NodeId,
+    /// Bind address.
+    pub listen: SocketAddr,
+    /// Address advertised to peers and clients; `None` means the bound address.
+    pub advertise: Option<String>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Whether this node initialises a fresh cluster.
+    pub bootstrap: bool,
+    /// Initial members other than this node.
+    pub peers: BTreeMap<NodeId, Node>,
+    /// The policy set's TOML text, installed by the first leader (already validated).
+    pub policies_toml: String,
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Election timeout range.
+    pub election_timeout: (Duration, Duration),
+    /// Log entries between snapshots.
+    pub snapshot_every: u64,
+    /// Limiter table settings.
+    pub table: TableConfig,
+    /// Check deadline.
+    pub check_deadline: Duration,
+    /// Most checks per log entry.
+    pub max_batch: usize,
+    /// sled cache in bytes.
+    pub cache_bytes: u64,
+}
+
+fn error(field: &str, message: impl std::fmt::Display) -> NodeError {
+    NodeError::Config(format!("{field}: {message}"))
+}
+
+fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Duration, NodeError> {
+    match value {
+        None => Ok(default),
+        Some(text) => {
+            let parsed = humantime::parse_duration(text).map_err(|e| error(field, format!("{text:?}: {e}")))?;
+            if parsed.is_zero() {
+                return Err(error(field, "must be longer than zero"));
+            }
+            Ok(parsed)
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads and validates the config file at `path`; a relative `policies` path is taken from the file's folder.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Config`] naming the file and the bad field.
+    pub fn load(path: &Path) -> Result<Self, NodeError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let raw: RawConfig =
+            toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        NodeConfig::from_raw(raw, base).map_err(|e| match e {
+            NodeError::Config(m) => NodeError::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Validates a parsed config; relative paths in it are resolved against `base`.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Config`] naming the bad field.
+    pub fn from_raw(raw: RawConfig, base: &Path) -> Result<Self, NodeError> {
+        if raw.id == 0 {
+            return Err(error("id", "must be a positive integer"));
+        }
+        let listen: SocketAddr =
+            raw.listen.parse().map_err(|e| error("listen", format!("{:?} is not host:port: {e}", raw.listen)))?;
+        let mut peers = BTreeMap::new();
+        for (i, peer) in raw.peers.iter().enumerate() {
+            if peer.id == 0 || peer.id == raw.id {
+                return Err(error(&format!("peers[{i}].id"), format!("{} is zero or this node's own id", peer.id)));
+            }
+            if peer.addr.trim().is_empty() {
+                return Err(error(&format!("peers[{i}].addr"), "is empty"));
+            }
+            if peers.insert(peer.id, Node { addr: peer.addr.clone() }).is_some() {
+                return Err(error(&format!("peers[{i}].id"), format!("{} appears twice", peer.id)));
+            }
+        }
+        let policies_toml = match &raw.policies {
+            None => SAMPLE_POLICIES_TOML.to_owned(),
+            Some(path) => {
+                let path = base.join(path);
+                std::fs::read_to_string(&path).map_err(|e| error("policies", format!("{}: {e}", path.display())))?
+            }
+        };
+        PolicySet::from_toml(&policies_toml).map_err(|e| error("policies", e))?;
+        let heartbeat = duration("raft.heartbeat", raw.raft.heartbeat.as_ref(), DEFAULT_HEARTBEAT)?;
+        let min = duration("raft.election_timeout_min", raw.raft.election_timeout_min.as_ref(), DEFAULT_ELECTION_MIN)?;
+        let max = duration("raft.election_timeout_max", raw.raft.election_timeout_max.as_ref(), DEFAULT_ELECTION_MAX)?;
+        if min <= heartbeat * 2 {
+            return Err(error("raft.election_timeout_min", "must be more than twice the heartbeat"));
+        }
+        if max <= min {
+            return Err(error("raft.election_timeout_max", "must be above election_timeout_min"));
+        }
+        let max_keys = raw.limits.max_keys.unwrap_or(DEFAULT_MAX_KEYS);
+        if max_keys == 0 {
+            return Err(error("limits.max_keys", "must be at least 1"));
+        }
+        let max_batch = raw.limits.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
+        if max_batch == 0 {
+            return Err(error("limits.max_batch", "must be at least 1"));
+        }
+        Ok(NodeConfig {
+            id: raw.id,
+            listen,
+            advertise: raw.advertise.filter(|a| !a.trim().is_empty()),
+            data_dir: base.join(raw.data_dir),
+            bootstrap: raw.bootstrap,
+            peers,
+            policies_toml,
+            heartbeat,
+            election_timeout: (min, max),
+            snapshot_every: raw.raft.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
+            table: TableConfig { max_keys, ..TableConfig::default() },
+            check_deadline: duration(
+                "limits.check_deadline",
+                raw.limits.check_deadline.as_ref(),
+                DEFAULT_CHECK_DEADLINE,
+            )?,
+            max_batch,
+            cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+        })
+    }
+
+    /// A config for a node of a local cluster (used by `quorate dev` and tests): the sample policies, defaults.
+    pub fn local(id: NodeId, listen: SocketAddr, data_dir: PathBuf, peers: BTreeMap<NodeId, Node>) -> Self {
+        NodeConfig {
+            id,
+            listen,
+            advertise: None,
+            data_dir,
+            bootstrap: false,
+            peers,
+            policies_toml: SAMPLE_POLICIES_TOML.to_owned(),
+            heartbeat: DEFAULT_HEARTBEAT,
+            election_timeout: (DEFAULT_ELECTION_MIN, DEFAULT_ELECTION_MAX),
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            table: TableConfig::default(),
+            check_deadline: DEFAULT_CHECK_DEADLINE,
+            max_batch: DEFAULT_MAX_BATCH,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, NodeError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
+        NodeConfig::from_raw(raw, Path::new("/tmp"))
+    }
+
+    const MINIMAL: &str = "id = 1\nlisten = \"127.0.0.1:7101\"\ndata_dir = \"d\"\n";
+
+    #[test]
+    fn minimal_config_takes_the_defaults_and_the_sample_policies() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.heartbeat, DEFAULT_HEARTBEAT);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
+        assert!(PolicySet::from_toml(&config.policies_toml).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (format!("{MINIMAL}[raft]\nheartbeat = \"soon\""), "raft.heartbeat"),
+            (format!("{MINIMAL}[raft]\nelection_timeout_min = \"150ms\""), "raft.election_timeout_min"),
+            (format!("{MINIMAL}[[peers]]\nid = 1\naddr = \"x:1\""), "peers[0].id"),
+            (MINIMAL.replace("127.0.0.1:7101", "localhost"), "listen"),
+            (MINIMAL.replace("id = 1", "id = 0"), "id"),
+            (format!("{MINIMAL}[limits]\nmax_keys = 0"), "limits.max_keys"),
+            (format!("{MINIMAL}colour = \"blue\""), "colour"),
+            (format!("{MINIMAL}policies = \"/nonexistent/p.toml\""), "policies"),
+        ];
+        for (text, field) in cases {
+            let message = parse(&text).unwrap_err().to_string();
+            assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+}

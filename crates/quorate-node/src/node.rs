@@ -1,0 +1,173 @@
+//! Starting and stopping a node: storage, Raft, the batcher and the gRPC server, behind one [`NodeHandle`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::{Config, SnapshotPolicy};
+use quorate_proto::v1::admin_server::AdminServer;
+use quorate_proto::v1::raft_server::RaftServer;
+use quorate_proto::v1::rate_limiter_server::RateLimiterServer;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+use crate::api::{AdminService, RaftService, RateLimiterService, Router};
+use crate::batcher::Batcher;
+use crate::clock::Clock;
+use crate::command::{Request, Response};
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::raft::log_store::{SledLogStore, open_db};
+use crate::raft::network::NetworkFactory;
+use crate::raft::state_machine::StateMachineStore;
+use crate::raft::{Node, NodeId, Raft};
+
+/// How often a leader checks whether the cluster still needs its initial policy set.
+const POLICY_INSTALL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A running node. Dropping it does not stop it: call [`NodeHandle::shutdown`].
+pub struct NodeHandle {
+    /// The node's id.
+    pub id: NodeId,
+    /// The address the gRPC server is bound to.
+    pub local_addr: SocketAddr,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// The state machine (for status and tests).
+    pub state_machine: StateMachineStore,
+    db: sled::Db,
+    stop_server: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").field("id", &self.id).field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+fn raft_config(config: &NodeConfig) -> Result<Config, NodeError> {
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Config {
+        cluster_name: "quorate".to_owned(),
+        heartbeat_interval: millis(config.heartbeat),
+        election_timeout_min: millis(config.election_timeout.0),
+        election_timeout_max: millis(config.election_timeout.1),
+        install_snapshot_timeout: millis(config.heartbeat * 10),
+        // Batches make entries large: keep each AppendEntries within one heartbeat (its timeout).
+        max_payload_entries: 64,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: 1_000,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(|e| NodeError::Raft(e.to_string()))
+}
+
+/// Starts a node: opens its data directory, starts Raft and serves gRPC; bootstraps the cluster if configured.
+///
+/// # Errors
+///
+/// [`NodeError`] if storage cannot be opened, the address cannot be bound or Raft refuses to start.
+pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHandle, NodeError> {
+    let storage_error = |e: Box<dyn std::error::Error + Send + Sync>| NodeError::Storage {
+        path: config.data_dir.display().to_string(),
+        source: e,
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(Box::new(e)))?;
+    let db = open_db(&config.data_dir, config.cache_bytes).map_err(|e| storage_error(Box::new(e)))?;
+    let log_store = SledLogStore::open(&db).map_err(|e| storage_error(Box::new(e)))?;
+    let state_machine = StateMachineStore::open(&db, config.table).map_err(|e| storage_error(Box::new(e)))?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| NodeError::Listen { addr: config.listen.to_string(), source: e })?;
+    let local_addr =
+        listener.local_addr().map_err(|e| NodeError::Listen { addr: config.listen.to_string(), source: e })?;
+    let advertise = config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config(&config)?),
+        NetworkFactory { id: config.id },
+        log_store,
+        state_machine.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+    let batcher = Batcher::spawn(raft.clone(), clock, config.max_batch, config.check_deadline);
+    let router = Router::new(config.id, raft.clone(), batcher, state_machine.clone(), config.check_deadline);
+    let (stop_server, stopped) = oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(RaftServer::new(RaftService::new(raft.clone())))
+        .add_service(RateLimiterServer::new(RateLimiterService::new(router.clone())))
+        .add_service(AdminServer::new(AdminService::new(router)))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
+            let _ = stopped.await;
+        });
+    let server = tokio::spawn(server);
+
+    if config.bootstrap && !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+        let mut members: BTreeMap<NodeId, Node> = config.peers.clone();
+        members.insert(config.id, Node { addr: advertise.clone() });
+        raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        tracing::info!(id = config.id, "initialised a new cluster");
+    }
+    let installer = tokio::spawn(install_initial_policies(raft.clone(), state_machine.clone(), config.policies_toml));
+    tracing::info!(id = config.id, addr = %local_addr, %advertise, "node started");
+    Ok(NodeHandle {
+        id: config.id,
+        local_addr,
+        raft,
+        state_machine,
+        db,
+        stop_server,
+        server,
+        background: vec![installer],
+    })
+}
+
+/// While the cluster has no policy set, the leader proposes the one from its config; any node may be that leader.
+async fn install_initial_policies(raft: Raft, state_machine: StateMachineStore, toml: String) {
+    loop {
+        if state_machine.replica().policies.is_some() {
+            return;
+        }
+        let is_leader = raft.metrics().borrow().current_leader == Some(raft.metrics().borrow().id);
+        if is_leader {
+            let request = Request::SetPolicies { toml: toml.clone(), expected_version: 0 };
+            match raft.client_write(request).await {
+                Ok(written) => {
+                    if let Response::Policies(Ok(version)) = written.data {
+                        tracing::info!(version, "installed the initial policy set");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "could not install the initial policy set yet"),
+            }
+        }
+        tokio::time::sleep(POLICY_INSTALL_INTERVAL).await;
+    }
+}
+
+impl NodeHandle {
+    /// Stops the node: Raft, the server and background tasks; flushes storage.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Raft`] if Raft did not shut down cleanly.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        for task in &self.background {
+            task.abort();
+        }
+        let raft_result = self.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()));
+        let _ = self.stop_server.send(());
+        let _ = self.server.await;
+        let _ = self.db.flush_async().await;
+        raft_result
+    }
+}
