@@ -1,0 +1,283 @@
+//! Harness for cluster tests: real `quorate serve` processes on 127.0.0.1, one temp dir per test.
+//!
+//! A [`Cluster`] writes each node's config, spawns the binary, and kills every child it started when dropped, so
+//! a failing test never leaves processes behind. Tests drive the cluster only through the public gRPC API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use quorate_proto::v1::admin_client::AdminClient;
+use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
+use quorate_proto::v1::{CheckRequest, CheckResponse, Descriptor, StatusRequest, StatusResponse};
+use tonic::transport::Channel;
+
+/// Policies used by the cluster tests: small limits over long windows, so a test's whole history is one window.
+pub const TEST_POLICIES: &str = r#"
+[policies.ten_per_hour]
+algorithm = "sliding_window"
+limit = 10
+period = "1h"
+
+[policies.fifty_per_hour]
+algorithm = "sliding_window"
+limit = 50
+period = "1h"
+
+[policies.roomy]
+algorithm = "token_bucket"
+limit = 1000000
+period = "1s"
+
+[[rules]]
+dimension = "user"
+policy = "ten_per_hour"
+
+[[rules]]
+dimension = "agent"
+policy = "fifty_per_hour"
+
+[[rules]]
+dimension = "load"
+policy = "roomy"
+"#;
+
+/// One node process.
+#[derive(Debug)]
+struct NodeProcess {
+    child: Option<Child>,
+    config: PathBuf,
+}
+
+/// A cluster of `quorate serve` processes.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    ports: BTreeMap<u64, u16>,
+    nodes: BTreeMap<u64, NodeProcess>,
+    snapshot_every: u64,
+}
+
+fn free_port() -> u16 {
+    // Bind to port 0 and release it: the OS hands out ports in sequence, so a reuse race is very unlikely.
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// The binary under test: `$QUORATE_BIN`, or `quorate-under-test` next to the test executable's `deps/` folder
+/// (cargo builds it for this package's integration tests).
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("QUORATE_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let target = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    target.join(format!("quorate-under-test{}", std::env::consts::EXE_SUFFIX))
+}
+
+impl Cluster {
+    /// Starts `n` nodes (node 1 bootstraps the cluster) with [`TEST_POLICIES`].
+    pub fn start(n: u64) -> Self {
+        Cluster::start_with(n, 20_000)
+    }
+
+    /// Like [`Cluster::start`], snapshotting every `snapshot_every` log entries.
+    pub fn start_with(n: u64, snapshot_every: u64) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
+        let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
+        let mut cluster = Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every };
+        for id in 1..=n {
+            cluster.write_config(id, id == 1, &(1..=n).collect::<Vec<_>>());
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    fn write_config(&self, id: u64, bootstrap: bool, members: &[u64]) -> PathBuf {
+        let mut text = format!(
+            "id = {id}\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"node{id}\"\nbootstrap = {bootstrap}\n\
+             policies = \"policies.toml\"\n\n[raft]\nheartbeat = \"50ms\"\nelection_timeout_min = \"300ms\"\n\
+             election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"2s\"\n",
+            self.ports[&id], self.snapshot_every
+        );
+        for peer in members.iter().filter(|&&p| p != id) {
+            text.push_str(&format!("\n[[peers]]\nid = {peer}\naddr = \"127.0.0.1:{}\"\n", self.ports[peer]));
+        }
+        let path = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&path, text).expect("writing a node config");
+        path
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let config = self.dir.path().join(format!("node{id}.toml"));
+        let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).expect("a log file");
+        let child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning quorate");
+        self.nodes.insert(id, NodeProcess { child: Some(child), config });
+    }
+
+    /// Adds node `id` (not yet a member) on a fresh port and starts it.
+    pub fn add_process(&mut self, id: u64) {
+        self.ports.insert(id, free_port());
+        self.write_config(id, false, &[]);
+        self.spawn(id);
+    }
+
+    /// The data directory of the cluster (per-node subdirectories).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `host:port` of node `id`.
+    pub fn addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.ports[&id])
+    }
+
+    /// `http://host:port` of node `id`.
+    pub fn endpoint(&self, id: u64) -> String {
+        format!("http://{}", self.addr(id))
+    }
+
+    /// Ids of the nodes whose processes are running.
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|(_, n)| n.child.is_some()).map(|(id, _)| *id).collect()
+    }
+
+    /// Kills node `id` with SIGKILL (no chance to flush or say goodbye).
+    pub fn kill(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id)
+            && let Some(mut child) = node.child.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `id` again on its data directory.
+    pub fn restart(&mut self, id: u64) {
+        let config = self.nodes[&id].config.clone();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join(format!("node{id}.log")))
+            .expect("the log file");
+        let child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning quorate");
+        self.nodes.insert(id, NodeProcess { child: Some(child), config });
+    }
+
+    /// The stderr log of node `id`, for failure messages.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{id}.log"))).unwrap_or_default()
+    }
+
+    /// A Check client to node `id` (lazy: connects on first use).
+    pub fn client(&self, id: u64) -> RateLimiterClient<Channel> {
+        RateLimiterClient::new(channel(&self.endpoint(id)))
+    }
+
+    /// An Admin client to node `id`.
+    pub fn admin(&self, id: u64) -> AdminClient<Channel> {
+        AdminClient::new(channel(&self.endpoint(id)))
+    }
+
+    /// Status of node `id`, or an error if it does not answer within a second.
+    pub async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
+        let mut admin = self.admin(id);
+        let call = admin.status(StatusRequest {});
+        let status = tokio::time::timeout(Duration::from_secs(1), call).await.context("status timed out")??;
+        Ok(status.into_inner())
+    }
+
+    /// Waits until the running nodes agree on a leader and all have the policy set; returns the leader.
+    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<u64> {
+        let start = Instant::now();
+        loop {
+            let mut leaders = Vec::new();
+            let mut ready = true;
+            for id in self.running() {
+                match self.status(id).await {
+                    Ok(s) if s.leader_id != 0 && s.policy_version >= 1 => leaders.push(s.leader_id),
+                    _ => ready = false,
+                }
+            }
+            if ready && !leaders.is_empty() && leaders.iter().all(|&l| l == leaders[0]) {
+                return Ok(leaders[0]);
+            }
+            if start.elapsed() > within {
+                bail!("cluster not ready after {within:?}; node 1 log:\n{}", self.log(1));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until node `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64, within: Duration) -> anyhow::Result<StatusResponse> {
+        let start = Instant::now();
+        loop {
+            if let Ok(status) = self.status(id).await
+                && status.applied_index >= index
+            {
+                return Ok(status);
+            }
+            if start.elapsed() > within {
+                bail!("node {id} did not apply index {index} within {within:?}:\n{}", self.log(id));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn channel(endpoint: &str) -> Channel {
+    tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+        .expect("a valid endpoint")
+        .connect_timeout(Duration::from_millis(500))
+        .connect_lazy()
+}
+
+/// A check of `cost` for one descriptor.
+pub fn check(dimension: &str, value: &str, cost: u64) -> CheckRequest {
+    CheckRequest {
+        descriptors: vec![Descriptor { dimension: dimension.into(), value: value.into(), policy: String::new() }],
+        cost,
+        peek: false,
+    }
+}
+
+/// Sends `request` to node `id` with a per-call timeout; the result says allowed, denied or the error.
+pub async fn call(
+    client: &mut RateLimiterClient<Channel>,
+    request: CheckRequest,
+) -> Result<CheckResponse, tonic::Status> {
+    let mut request = tonic::Request::new(request);
+    request.set_timeout(Duration::from_secs(5));
+    match tokio::time::timeout(Duration::from_secs(6), client.check(request)).await {
+        Ok(result) => result.map(tonic::Response::into_inner),
+        Err(_) => Err(tonic::Status::deadline_exceeded("no answer within 6 s")),
+    }
+}
