@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::command::{Command, CommandOutcome, Request, Response};
@@ -44,6 +44,18 @@ struct Pending {
     reply: oneshot::Sender<Result<CommandOutcome, BatchError>>,
 }
 
+/// How the batcher seals and pipelines entries.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Most commands sealed into one entry.
+    pub max_batch: usize,
+    /// Most entries proposed and not yet committed at once: more overlaps replication round trips, fewer makes
+    /// larger batches.
+    pub max_inflight: usize,
+    /// How long an entry may take to commit before its callers get [`BatchError::Timeout`].
+    pub write_timeout: Duration,
+}
+
 /// The handle callers submit commands through; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Batcher {
@@ -57,11 +69,15 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Batcher {
-    /// Starts the batching task for `raft`, sealing at most `max_batch` commands per entry and giving each entry
-    /// `write_timeout` to commit.
-    pub fn spawn(raft: Raft, clock: Arc<dyn Clock>, max_batch: usize, write_timeout: Duration) -> Self {
+    /// Starts the batching task for `raft`.
+    pub fn spawn(raft: Raft, clock: Arc<dyn Clock>, limits: BatchLimits) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(raft, clock, receiver, max_batch.max(1), write_timeout));
+        let limits = BatchLimits {
+            max_batch: limits.max_batch.max(1),
+            max_inflight: limits.max_inflight.max(1),
+            write_timeout: limits.write_timeout,
+        };
+        tokio::spawn(run(raft, clock, receiver, limits));
         Batcher { queue }
     }
 
@@ -82,16 +98,13 @@ impl Batcher {
     }
 }
 
-async fn run(
-    raft: Raft,
-    clock: Arc<dyn Clock>,
-    mut receiver: mpsc::Receiver<Pending>,
-    max_batch: usize,
-    write_timeout: Duration,
-) {
-    let mut commands = Vec::with_capacity(max_batch);
-    let mut replies = Vec::with_capacity(max_batch);
+async fn run(raft: Raft, clock: Arc<dyn Clock>, mut receiver: mpsc::Receiver<Pending>, limits: BatchLimits) {
+    let slots = Arc::new(Semaphore::new(limits.max_inflight));
     while let Some(first) = receiver.recv().await {
+        // Wait for an in-flight slot before sealing: the queue keeps filling meanwhile, so batches grow with load.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut commands = Vec::with_capacity(limits.max_batch.min(64));
+        let mut replies = Vec::with_capacity(commands.capacity());
         let mut next = Some(first);
         while let Some(pending) = next.take() {
             // Callers that already gave up (deadline passed) are not worth a slot in the log.
@@ -99,37 +112,51 @@ async fn run(
                 commands.push(pending.command);
                 replies.push(pending.reply);
             }
-            if commands.len() < max_batch {
+            if commands.len() < limits.max_batch {
                 next = receiver.try_recv().ok();
             }
         }
         if commands.is_empty() {
             continue;
         }
-        let request = Request::Batch { time: clock.now(), commands: std::mem::take(&mut commands) };
-        let outcomes = match tokio::time::timeout(write_timeout, raft.client_write(request)).await {
-            Err(_) => Err(BatchError::Timeout(write_timeout)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
-                Err(BatchError::NotLeader { leader: forward.leader_id })
-            }
-            Ok(Err(e)) => Err(BatchError::Raft(e.to_string())),
-            Ok(Ok(written)) => match written.data {
-                Response::Batch(outcomes) if outcomes.len() == replies.len() => Ok(outcomes),
-                other => Err(BatchError::Raft(format!("unexpected response to a batch: {other:?}"))),
-            },
-        };
-        match outcomes {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+        let request = Request::Batch { time: clock.now(), commands };
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let outcomes = write(&raft, request, replies.len(), limits.write_timeout).await;
+            drop(slot);
+            match outcomes {
+                Ok(outcomes) => {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, callers = replies.len(), "batch failed");
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
                 }
             }
-            Err(error) => {
-                tracing::debug!(%error, callers = replies.len(), "batch failed");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
+        });
+    }
+}
+
+/// Proposes one batch and waits for its outcomes.
+async fn write(
+    raft: &Raft,
+    request: Request,
+    expected: usize,
+    write_timeout: Duration,
+) -> Result<Vec<CommandOutcome>, BatchError> {
+    match tokio::time::timeout(write_timeout, raft.client_write(request)).await {
+        Err(_) => Err(BatchError::Timeout(write_timeout)),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward)))) => {
+            Err(BatchError::NotLeader { leader: forward.leader_id })
         }
+        Ok(Err(e)) => Err(BatchError::Raft(e.to_string())),
+        Ok(Ok(written)) => match written.data {
+            Response::Batch(outcomes) if outcomes.len() == expected => Ok(outcomes),
+            other => Err(BatchError::Raft(format!("unexpected response to a batch: {other:?}"))),
+        },
     }
 }

@@ -49,6 +49,8 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 20_000;
 pub const DEFAULT_CHECK_DEADLINE: Duration = Duration::from_secs(2);
 /// Default most checks sealed into one log entry.
 pub const DEFAULT_MAX_BATCH: usize = 1024;
+/// Default most batches replicating at once: overlaps one batch's fsync and round trip with the next.
+pub const DEFAULT_MAX_INFLIGHT: usize = 4;
 /// Default sled page cache: enough for the log tail; limiter state lives in memory anyway.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
@@ -114,6 +116,8 @@ pub struct RawLimits {
     pub check_deadline: Option<String>,
     /// Most checks per log entry.
     pub max_batch: Option<usize>,
+    /// Most batches replicating at once.
+    pub max_inflight: Option<usize>,
     /// sled page cache in bytes.
     pub cache_bytes: Option<u64>,
 }
@@ -147,6 +151,8 @@ pub struct NodeConfig {
     pub check_deadline: Duration,
     /// Most checks per log entry.
     pub max_batch: usize,
+    /// Most batches replicating at once.
+    pub max_inflight: usize,
     /// sled cache in bytes.
     pub cache_bytes: u64,
 }
@@ -252,6 +258,7 @@ impl NodeConfig {
                 DEFAULT_CHECK_DEADLINE,
             )?,
             max_batch,
+            max_inflight: raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT).clamp(1, 64),
             cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
         })
     }
@@ -272,6 +279,7 @@ impl NodeConfig {
             table: TableConfig::default(),
             check_deadline: DEFAULT_CHECK_DEADLINE,
             max_batch: DEFAULT_MAX_BATCH,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
             cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
@@ -294,6 +302,17 @@ mod tests {
         assert_eq!(config.heartbeat, DEFAULT_HEARTBEAT);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
         assert!(PolicySet::from_toml(&config.policies_toml).is_ok());
+    }
+
+    #[test]
+    fn deploy_samples_are_valid() {
+        for i in 1..=3 {
+            let path = PathBuf::from(format!("{}/../../deploy/node{i}.toml", env!("CARGO_MANIFEST_DIR")));
+            let config = NodeConfig::load(&path).unwrap();
+            assert_eq!(config.id, i);
+            assert_eq!(config.peers.len(), 2);
+            assert_eq!(config.bootstrap, i == 1);
+        }
     }
 
     #[test]

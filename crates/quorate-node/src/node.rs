@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AdminService, RaftService, RateLimiterService, Router};
-use crate::batcher::Batcher;
+use crate::batcher::{BatchLimits, Batcher};
 use crate::clock::Clock;
 use crate::command::{Request, Response};
 use crate::config::NodeConfig;
@@ -100,7 +100,12 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     .await
     .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-    let batcher = Batcher::spawn(raft.clone(), clock, config.max_batch, config.check_deadline);
+    let limits = BatchLimits {
+        max_batch: config.max_batch,
+        max_inflight: config.max_inflight,
+        write_timeout: config.check_deadline,
+    };
+    let batcher = Batcher::spawn(raft.clone(), clock, limits);
     let router = Router::new(config.id, raft.clone(), batcher, state_machine.clone(), config.check_deadline);
     let (stop_server, stopped) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()

@@ -31,6 +31,9 @@ pub struct DevArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
+    /// Most batches the leader replicates at once (see `limits.max_inflight` in the node config).
+    #[arg(long, default_value_t = crate::config::DEFAULT_MAX_INFLIGHT)]
+    pub max_inflight: usize,
 }
 
 /// Starts the cluster, prints how to use it, and runs until Ctrl-C.
@@ -51,6 +54,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         peers.remove(&id);
         let mut config = NodeConfig::local(id, addr(id), args.data_dir.join(format!("node{id}")), peers);
         config.bootstrap = id == 1;
+        config.max_inflight = args.max_inflight.clamp(1, 64);
         let node =
             start_node(config, clock.clone()).await.with_context(|| format!("starting node {id} on {}", addr(id)))?;
         nodes.push(node);

@@ -5,7 +5,8 @@
 //! `db.flush()` (an fsync) makes every tree durable. sled never flushes on its own ([`open_db`] turns its
 //! background flusher off), so what is durable is decided only here:
 //!
-//! - `append` writes its entries in one batch, flushes, and only then reports them flushed to openraft.
+//! - `append` writes its entries in one batch and hands openraft's callback to the [flusher](super::flusher)
+//!   thread, which reports them flushed only after its next fsync (one fsync for all appends queued meanwhile).
 //! - `save_vote` and `truncate` flush before they return.
 //! - `save_committed` is written but not flushed: a lost value only slows a restart (see the method).
 //! - `purge` persists `last_purged` first, flushed, then deletes the entries; openraft ignores entries at or
@@ -24,6 +25,7 @@ use std::path::Path;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, StorageIOError};
 
+use super::flusher::Flusher;
 use super::typ::{Entry, LogId, StorageError, Vote};
 use super::{NodeId, TypeConfig, blocking, codec};
 
@@ -142,6 +144,8 @@ pub struct SledLogStore {
     db: sled::Db,
     logs: sled::Tree,
     meta: sled::Tree,
+    /// Group-commits appends on its own thread; `None` flushes inside `append` (deterministic simulation).
+    flusher: Option<Flusher>,
 }
 
 impl Debug for SledLogStore {
@@ -158,9 +162,21 @@ impl SledLogStore {
     ///
     /// If sled fails to open the trees.
     pub fn open(db: &sled::Db) -> Result<Self, StorageError> {
+        let mut store = SledLogStore::open_inline(db)?;
+        store.flusher = Some(Flusher::spawn(db.clone()).map_err(write_logs)?);
+        Ok(store)
+    }
+
+    /// Opens the log store without the flusher thread: every append flushes before it returns. For
+    /// deterministic simulation, where no IO may finish on another thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`SledLogStore::open`].
+    pub fn open_inline(db: &sled::Db) -> Result<Self, StorageError> {
         let logs = db.open_tree(LOGS_TREE).map_err(read_logs)?;
         let meta = db.open_tree(META_TREE).map_err(io_err(ErrorSubject::Store, ErrorVerb::Read))?;
-        Ok(SledLogStore { db: db.clone(), logs, meta })
+        Ok(SledLogStore { db: db.clone(), logs, meta, flusher: None })
     }
 
     fn get_meta<M: StoreMeta>(&self) -> Result<Option<M::Value>, StorageError> {
@@ -265,7 +281,15 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         // Applied before flushing: openraft requires the entries readable when `append` returns.
         self.logs.apply_batch(batch).map_err(write_logs)?;
         // Ack only once durable: openraft counts this node towards a commit quorum on the callback, so an ack
-        // before the fsync could lose a committed entry on a crash.
+        // before the fsync could lose a committed entry on a crash. The flusher thread acks after its next fsync;
+        // without one (or if it is gone) flush here.
+        let callback = match &self.flusher {
+            Some(flusher) => match flusher.submit(callback) {
+                Ok(()) => return Ok(()),
+                Err(callback) => callback,
+            },
+            None => callback,
+        };
         match self.flush(ErrorSubject::Logs).await {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

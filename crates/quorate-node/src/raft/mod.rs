@@ -1,9 +1,11 @@
 //! Raft: type configuration, sled log store, state machine and the tonic network.
 
 pub mod codec;
+mod flusher;
 pub mod log_store;
 pub mod network;
 pub mod replica;
+pub mod runtime;
 pub mod state_machine;
 pub mod types;
 
