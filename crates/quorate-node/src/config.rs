@@ -49,8 +49,9 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 20_000;
 pub const DEFAULT_CHECK_DEADLINE: Duration = Duration::from_secs(2);
 /// Default most checks sealed into one log entry.
 pub const DEFAULT_MAX_BATCH: usize = 1024;
-/// Default most batches replicating at once: overlaps one batch's fsync and round trip with the next.
-pub const DEFAULT_MAX_INFLIGHT: usize = 4;
+/// Default most batches replicating at once. More overlaps round trips but makes batches smaller; on 2 cores
+/// one is fastest (c64: 10.7k checks/s at 1, 9.4k at 4).
+pub const DEFAULT_MAX_INFLIGHT: usize = 1;
 /// Default sled page cache: enough for the log tail; limiter state lives in memory anyway.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
