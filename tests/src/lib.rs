@@ -34,6 +34,17 @@ algorithm = "token_bucket"
 limit = 1000000
 period = "1s"
 
+[policies.adaptive_tier]
+algorithm = "token_bucket"
+limit = 100
+period = "1m"
+adaptive = true
+adaptive_floor = 0.25
+
+[[rules]]
+dimension = "tier"
+policy = "adaptive_tier"
+
 [[rules]]
 dimension = "user"
 policy = "ten_per_hour"
@@ -45,6 +56,11 @@ policy = "fifty_per_hour"
 [[rules]]
 dimension = "load"
 policy = "roomy"
+
+# Fast reactions for tests: no smoothing, relax one level per quiet second.
+[adaptive]
+smoothing = 1.0
+relax_after = "1s"
 "#;
 
 /// One node process.
@@ -102,7 +118,8 @@ impl Cluster {
         let mut text = format!(
             "id = {id}\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"node{id}\"\nbootstrap = {bootstrap}\n\
              policies = \"policies.toml\"\n\n[raft]\nheartbeat = \"50ms\"\nelection_timeout_min = \"300ms\"\n\
-             election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"2s\"\n",
+             election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"2s\"\n\n\
+             [load]\nsample_system = false\n",
             self.ports[&id], self.snapshot_every
         );
         for peer in members.iter().filter(|&&p| p != id) {

@@ -19,6 +19,14 @@ pub enum Request {
         /// The commands, in the order their callers queued them.
         commands: Vec<Command>,
     },
+    /// The cluster's load signals as the leader last collected them, folded in about once a second; every
+    /// replica recomputes the cluster load and the adaptive multiplier from them at this log position.
+    Load {
+        /// The leader's wall clock when it sealed the entry.
+        time: Nanos,
+        /// Every live signal: node samples (`cpu@node1`) and signals reported by API servers.
+        signals: Vec<ReportedSignal>,
+    },
     /// Replaces the policy set with the one in `toml` (the policies-file format).
     SetPolicies {
         /// The new policy set, as TOML text.
@@ -26,6 +34,17 @@ pub enum Request {
         /// If non-zero, applies only if the current version equals it.
         expected_version: u64,
     },
+}
+
+/// One load signal as carried in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedSignal {
+    /// The signal's name.
+    pub name: String,
+    /// Its value in parts per million (0..=1_000_000).
+    pub value_ppm: u32,
+    /// When it stops counting unless refreshed (cluster time, ns).
+    pub expires_at: Nanos,
 }
 
 /// One limiter operation requested by a client.

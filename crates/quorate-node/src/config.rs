@@ -21,6 +21,9 @@
 //! [limits]                        # all optional
 //! max_keys = 1000000
 //! check_deadline = "2s"
+//!
+//! [load]
+//! sample_system = true            # report this node's CPU and memory as cluster load signals
 //! ```
 //!
 //! Unknown keys are errors, and every error names the field it is about.
@@ -81,6 +84,17 @@ pub struct RawConfig {
     /// Limiter settings.
     #[serde(default)]
     pub limits: RawLimits,
+    /// Load sampling.
+    #[serde(default)]
+    pub load: RawLoad,
+}
+
+/// The `[load]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoad {
+    /// Whether this node samples its own CPU and memory into the cluster load (default true).
+    pub sample_system: Option<bool>,
 }
 
 /// One `[[peers]]` entry.
@@ -156,6 +170,8 @@ pub struct NodeConfig {
     pub max_inflight: usize,
     /// sled cache in bytes.
     pub cache_bytes: u64,
+    /// Whether this node samples its own CPU and memory into the cluster load.
+    pub sample_system: bool,
 }
 
 fn error(field: &str, message: impl std::fmt::Display) -> NodeError {
@@ -261,6 +277,7 @@ impl NodeConfig {
             max_batch,
             max_inflight: raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT).clamp(1, 64),
             cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+            sample_system: raw.load.sample_system.unwrap_or(true),
         })
     }
 
@@ -282,6 +299,7 @@ impl NodeConfig {
             max_batch: DEFAULT_MAX_BATCH,
             max_inflight: DEFAULT_MAX_INFLIGHT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            sample_system: true,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod load;
 pub mod node;
 pub mod raft;
 

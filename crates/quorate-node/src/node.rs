@@ -14,12 +14,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::api::{AdminService, RaftService, RateLimiterService, Router};
+use crate::api::{AdminService, RaftService, RateLimiterService, Router, RouterParts};
 use crate::batcher::{BatchLimits, Batcher};
 use crate::clock::Clock;
 use crate::command::{Request, Response};
 use crate::config::NodeConfig;
 use crate::error::NodeError;
+use crate::load::{self, LoadTracker};
 use crate::raft::log_store::{SledLogStore, open_db};
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachineStore;
@@ -105,8 +106,25 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         max_inflight: config.max_inflight,
         write_timeout: config.check_deadline,
     };
-    let batcher = Batcher::spawn(raft.clone(), clock, limits);
-    let router = Router::new(config.id, raft.clone(), batcher, state_machine.clone(), config.check_deadline);
+    let batcher = Batcher::spawn(raft.clone(), clock.clone(), limits);
+    let load = LoadTracker::default();
+    let router = Router::new(RouterParts {
+        id: config.id,
+        raft: raft.clone(),
+        batcher,
+        state_machine: state_machine.clone(),
+        deadline: config.check_deadline,
+        load: load.clone(),
+        clock: clock.clone(),
+    });
+    let sampler = match config.sample_system {
+        true => tokio::spawn(load::run_sampler(config.id, router.clone(), load.clone(), clock.clone())),
+        false => tokio::spawn(async {}),
+    };
+    let multiplier_source = state_machine.clone();
+    let folder = tokio::spawn(load::run_folder(config.id, raft.clone(), load, clock, move || {
+        multiplier_source.replica().multiplier()
+    }));
     let (stop_server, stopped) = oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
         .add_service(RaftServer::new(RaftService::new(raft.clone())))
@@ -133,7 +151,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         db,
         stop_server,
         server,
-        background: vec![installer],
+        background: vec![installer, sampler, folder],
     })
 }
 

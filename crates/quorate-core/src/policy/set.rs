@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ident::{Quoted, identifier_problem};
 use super::rules::RuleIndex;
 use super::{Policy, PolicySetSpec, Rule, Unmatched};
-use crate::adaptive::Multiplier;
+use crate::adaptive::{AdaptiveConfig, Multiplier};
 use crate::{CoreError, PolicyId};
 
 /// The sample configuration shipped as `deploy/policies.toml`: the seed tiers, commented for users to copy.
@@ -32,6 +32,8 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     /// As configured (file order), for display and export; matching uses `index`.
     rules: Vec<Rule>,
+    /// How cluster load tightens the adaptive policies.
+    adaptive: AdaptiveConfig,
     /// Derived from `rules`, rebuilt on deserialization.
     #[serde(skip)]
     index: RuleIndex,
@@ -44,6 +46,7 @@ struct PolicySetWire {
     unmatched: Unmatched,
     policies: Vec<Policy>,
     rules: Vec<Rule>,
+    adaptive: AdaptiveConfig,
 }
 
 impl PolicySet {
@@ -80,7 +83,8 @@ impl PolicySet {
             .collect::<Result<Vec<_>, _>>()?;
         let rules =
             spec.rules.iter().enumerate().map(|(i, rule)| Rule::from_spec(i, rule)).collect::<Result<Vec<_>, _>>()?;
-        PolicySet::assemble(PolicySet::FIRST_VERSION, spec.unmatched, policies, rules)
+        let adaptive = AdaptiveConfig::from_spec(&spec.adaptive)?;
+        PolicySet::assemble(PolicySet::FIRST_VERSION, spec.unmatched, policies, rules, adaptive)
     }
 
     /// The sample configuration ([`SAMPLE_POLICIES_TOML`]), validated: the seed tiers for `dev` mode and tests.
@@ -99,7 +103,9 @@ impl PolicySet {
         unmatched: Unmatched,
         policies: Vec<Policy>,
         rules: Vec<Rule>,
+        adaptive: AdaptiveConfig,
     ) -> Result<PolicySet, CoreError> {
+        adaptive.validate()?;
         if PolicyId::try_from(policies.len()).is_err() {
             return Err(CoreError::invalid(
                 "policies",
@@ -122,7 +128,12 @@ impl PolicySet {
             rule.check(i)?;
         }
         let index = RuleIndex::build(&rules, |name| id_in(&policies, name))?;
-        Ok(PolicySet { version, unmatched, policies, rules, index })
+        Ok(PolicySet { version, unmatched, policies, rules, adaptive, index })
+    }
+
+    /// How cluster load tightens the adaptive policies (`[adaptive]` in the config).
+    pub fn adaptive(&self) -> &AdaptiveConfig {
+        &self.adaptive
     }
 
     /// The set's version: [`PolicySet::FIRST_VERSION`] when built from a config.
@@ -188,7 +199,7 @@ impl TryFrom<PolicySetWire> for PolicySet {
     type Error = CoreError;
 
     fn try_from(wire: PolicySetWire) -> Result<PolicySet, CoreError> {
-        PolicySet::assemble(wire.version, wire.unmatched, wire.policies, wire.rules)
+        PolicySet::assemble(wire.version, wire.unmatched, wire.policies, wire.rules, wire.adaptive)
     }
 }
 

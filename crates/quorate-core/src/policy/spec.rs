@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{NoQuorumMode, Unmatched};
 use crate::CalendarUnit;
+use crate::adaptive::AdaptiveConfigSpec;
 
-/// The raw form of a [`PolicySet`](super::PolicySet): the top-level keys `unmatched`, `policies` and `rules`.
+/// The raw form of a [`PolicySet`](super::PolicySet): the top-level keys `unmatched`, `policies`, `rules` and
+/// `adaptive`.
 ///
 /// Meant to be nested in a larger config file as a table of its own (its unknown-field check would reject the
 /// sibling keys of a `#[serde(flatten)]` embedding).
@@ -26,6 +28,9 @@ pub struct PolicySetSpec {
     /// Rules mapping descriptors to policies (`[[rules]]`), in file order; the order does not affect matching.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// How cluster load tightens adaptive policies (`[adaptive]`); the classic table if omitted.
+    #[serde(default)]
+    pub adaptive: AdaptiveConfigSpec,
 }
 
 /// The raw form of one [`Policy`](super::Policy) (`[policies.<name>]`).

@@ -437,6 +437,20 @@ fn wire_form_round_trips_and_rebuilds_the_index() {
 }
 
 #[test]
+fn adaptive_section_configures_the_controller() {
+    let text = format!(
+        "{}\n[adaptive]\nrelax_after = \"2s\"\naggregation = \"mean\"\n[adaptive.scales.llm_latency_p95_ms]\nlow = 500.0\nhigh = 3000.0\n",
+        SAMPLE_POLICIES_TOML
+    );
+    let set = PolicySet::from_toml(&text).unwrap();
+    assert_eq!(set.adaptive().relax_after, 2_000_000_000);
+    assert!(set.adaptive().scales.contains_key("llm_latency_p95_ms"));
+    let bad = format!("{SAMPLE_POLICIES_TOML}\n[adaptive]\nhysteresis = 0.5\n");
+    let message = PolicySet::from_toml(&bad).unwrap_err().to_string();
+    assert!(message.contains("hysteresis"), "{message}");
+}
+
+#[test]
 fn wire_form_with_unsorted_policies_is_refused() {
     // Same field layout as a serialized PolicySet.
     #[derive(serde::Serialize)]
@@ -445,12 +459,38 @@ fn wire_form_with_unsorted_policies_is_refused() {
         unmatched: Unmatched,
         policies: Vec<Policy>,
         rules: Vec<Rule>,
+        adaptive: crate::adaptive::AdaptiveConfig,
     }
     let set = PolicySet::sample();
     let mut policies: Vec<Policy> = set.policies().map(|(_, policy)| policy.clone()).collect();
     policies.reverse();
-    let wire = Wire { version: 1, unmatched: Unmatched::Reject, policies, rules: set.rules().to_vec() };
+    let wire = Wire {
+        version: 1,
+        unmatched: Unmatched::Reject,
+        policies,
+        rules: set.rules().to_vec(),
+        adaptive: set.adaptive().clone(),
+    };
     let bytes = bincode::serialize(&wire).unwrap();
     let error = bincode::deserialize::<PolicySet>(&bytes).unwrap_err();
     assert!(error.to_string().contains("sorted by name"), "{error}");
+}
+
+#[test]
+fn sample_adaptive_block_parses_when_uncommented() {
+    // The commented `[adaptive]` example at the end of the sample must be valid as written.
+    let (policies, adaptive) = SAMPLE_POLICIES_TOML.split_once("# [adaptive]\n").unwrap();
+    let block: String = std::iter::once("[adaptive]")
+        .chain(adaptive.lines().map(|line| line.strip_prefix("# ").unwrap_or("")))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let set = PolicySet::from_toml(&format!("{policies}{block}")).unwrap();
+    assert_eq!(
+        set.adaptive(),
+        &crate::adaptive::AdaptiveConfig {
+            scales: set.adaptive().scales.clone(),
+            ..crate::adaptive::AdaptiveConfig::default()
+        }
+    );
+    assert!(set.adaptive().scales.contains_key("llm_latency_p95_ms"));
 }

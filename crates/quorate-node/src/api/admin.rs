@@ -10,8 +10,8 @@ use quorate_core::policy::PolicySet;
 use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::admin_server::Admin;
 use quorate_proto::v1::{
-    AddLearnerRequest, ChangeMembershipRequest, GetPoliciesRequest, Member, MembershipResponse, PoliciesResponse,
-    SetPoliciesRequest, StatusRequest, StatusResponse,
+    AddLearnerRequest, ChangeMembershipRequest, GetPoliciesRequest, LoadSignal, Member, MembershipResponse,
+    PoliciesResponse, SetPoliciesRequest, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -62,6 +62,10 @@ impl AdminService {
     }
 }
 
+fn fraction(ppm: u32) -> f64 {
+    f64::from(ppm) / f64::from(quorate_core::adaptive::PPM)
+}
+
 fn raft_error(e: impl std::fmt::Display) -> Status {
     Status::failed_precondition(e.to_string())
 }
@@ -69,10 +73,23 @@ fn raft_error(e: impl std::fmt::Display) -> Status {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let (policy_version, tracked_keys) = {
+        let (policy_version, tracked_keys, cluster_load, multiplier, drivers) = {
             let replica = self.router.state_machine().replica();
-            (replica.policies.as_ref().map_or(0, |p| p.version()), replica.table.len() as u64)
+            let drivers = replica
+                .signals
+                .drivers(replica.now)
+                .iter()
+                .map(|d| LoadSignal { name: d.name.to_owned(), value: fraction(d.value_ppm) })
+                .collect::<Vec<_>>();
+            (
+                replica.policies.as_ref().map_or(0, |p| p.version()),
+                replica.table.len() as u64,
+                fraction(replica.cluster_load()),
+                fraction(replica.multiplier().ppm()),
+                drivers,
+            )
         };
+        let local = self.router.load().local();
         let metrics = self.router.raft().metrics().borrow().clone();
         let role = match metrics.state {
             ServerState::Leader => "leader",
@@ -96,6 +113,11 @@ impl Admin for AdminService {
             addr: addr.unwrap_or_default(),
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
             last_log_index: metrics.last_log_index.unwrap_or(0),
+            cpu: fraction(local.cpu_ppm),
+            memory: fraction(local.memory_ppm),
+            cluster_load,
+            multiplier,
+            drivers,
         }))
     }
 

@@ -14,4 +14,4 @@ pub mod status;
 pub use admin::AdminService;
 pub use raft::RaftService;
 pub use rate_limiter::RateLimiterService;
-pub use router::{Route, Router};
+pub use router::{Route, Router, RouterParts, forwarded};

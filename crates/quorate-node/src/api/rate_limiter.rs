@@ -2,16 +2,23 @@
 
 use std::time::Duration;
 
+use quorate_core::Nanos;
+use quorate_core::adaptive::{PPM, fraction_to_ppm, milli_from_f64};
 use quorate_core::policy::Descriptor;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
 use quorate_proto::v1::rate_limiter_server::RateLimiter;
-use quorate_proto::v1::{self as pb, CheckRequest, CheckResponse, RefundRequest, RefundResponse};
+use quorate_proto::v1::{
+    self as pb, CheckRequest, CheckResponse, RefundRequest, RefundResponse, ReportLoadRequest, ReportLoadResponse,
+};
 use tonic::{Code, Request, Response, Status};
 
 use super::router::{Route, Router, forwarded, is_forwarded};
 use super::status;
 use crate::batcher::BatchError;
 use crate::command::{CheckReply, Command, CommandOutcome, LimitReply};
+
+/// The longest a reported signal may ask to stay valid.
+const MAX_SIGNAL_TTL: Duration = Duration::from_secs(3_600);
 
 /// Pause before retrying after the leader moved.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -127,6 +134,31 @@ impl RateLimiter for RateLimiterService {
         }
     }
 
+    async fn report_load(&self, request: Request<ReportLoadRequest>) -> Result<Response<ReportLoadResponse>, Status> {
+        let was_forwarded = is_forwarded(&request);
+        let wire = request.into_inner();
+        let (ppm, ttl) = self.scale_report(&wire, was_forwarded)?;
+        let deadline = self.router.deadline();
+        let route =
+            tokio::time::timeout(deadline, self.router.route()).await.map_err(|_| status::no_leader(deadline))?;
+        match route {
+            Route::Local => {
+                let now = self.router.clock().now();
+                self.router.load().report(&wire.name, ppm, now, ttl).map_err(Status::invalid_argument)?;
+            }
+            Route::Remote { .. } if was_forwarded => {
+                return Err(Status::unavailable("this node is not the leader (the leader just changed); retry"));
+            }
+            Route::Remote { addr, channel } => {
+                if let Err(status) = RateLimiterClient::new(channel).report_load(forwarded(wire)).await {
+                    self.router.forget(&addr);
+                    return Err(status);
+                }
+            }
+        }
+        Ok(Response::new(ReportLoadResponse { load: f64::from(ppm) / f64::from(PPM) }))
+    }
+
     async fn refund(&self, request: Request<RefundRequest>) -> Result<Response<RefundResponse>, Status> {
         let was_forwarded = is_forwarded(&request);
         let wire = request.into_inner();
@@ -145,5 +177,38 @@ impl RateLimiter for RateLimiterService {
             Outcome::Local(CommandOutcome::Refunded) => Ok(Response::new(RefundResponse {})),
             Outcome::Local(other) => Err(status::from_outcome(&other)),
         }
+    }
+}
+
+impl RateLimiterService {
+    /// Scales a reported reading to ppm and its time to live, validating both.
+    fn scale_report(&self, wire: &ReportLoadRequest, was_forwarded: bool) -> Result<(u32, Nanos), Status> {
+        if wire.name.is_empty() || wire.name.len() > 128 {
+            return Err(Status::invalid_argument("name must be 1 to 128 bytes"));
+        }
+        if wire.name.contains('@') && !was_forwarded {
+            return Err(Status::invalid_argument("names with '@' are reserved for the nodes' own samples"));
+        }
+        if !wire.value.is_finite() {
+            return Err(Status::invalid_argument("value must be a finite number"));
+        }
+        let policies = self.router.policies()?;
+        let adaptive = policies.adaptive();
+        let ppm = match adaptive.scales.get(&wire.name) {
+            Some(scale) => {
+                scale.to_ppm(milli_from_f64("value", wire.value).map_err(|e| Status::invalid_argument(e.to_string()))?)
+            }
+            None => fraction_to_ppm("value", wire.value).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "{e}; report a fraction 0..1, or configure [adaptive.scales.{}] to report raw values",
+                    wire.name
+                ))
+            })?,
+        };
+        let ttl = match wire.ttl_ms {
+            0 => adaptive.signal_ttl,
+            ms => Duration::from_millis(ms).min(MAX_SIGNAL_TTL).as_nanos() as Nanos,
+        };
+        Ok((ppm, ttl))
     }
 }

@@ -12,6 +12,8 @@ use tonic::Status;
 use tonic::transport::Channel;
 
 use crate::batcher::Batcher;
+use crate::clock::Clock;
+use crate::load::LoadTracker;
 use crate::raft::network::lazy_channel;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{NodeId, Raft};
@@ -36,6 +38,30 @@ pub enum Route {
     },
 }
 
+/// What a [`Router`] is built from.
+pub struct RouterParts {
+    /// This node's id.
+    pub id: NodeId,
+    /// The Raft handle.
+    pub raft: Raft,
+    /// The leader-side batcher.
+    pub batcher: Batcher,
+    /// The local state machine.
+    pub state_machine: StateMachineStore,
+    /// How long a request may wait for a leader and a commit.
+    pub deadline: Duration,
+    /// Load signals collected on this node.
+    pub load: LoadTracker,
+    /// The node's clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RouterParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterParts").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
 /// Shared state of a node's API services.
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -49,21 +75,26 @@ struct Inner {
     state_machine: StateMachineStore,
     deadline: Duration,
     channels: Mutex<BTreeMap<String, Channel>>,
+    load: LoadTracker,
+    clock: Arc<dyn Clock>,
 }
 
 impl Router {
     /// Creates the router of node `id`.
-    pub fn new(id: NodeId, raft: Raft, batcher: Batcher, state_machine: StateMachineStore, deadline: Duration) -> Self {
-        Router {
-            inner: Arc::new(Inner {
-                id,
-                raft,
-                batcher,
-                state_machine,
-                deadline,
-                channels: Mutex::new(BTreeMap::new()),
-            }),
-        }
+    pub fn new(parts: RouterParts) -> Self {
+        let RouterParts { id, raft, batcher, state_machine, deadline, load, clock } = parts;
+        let channels = Mutex::new(BTreeMap::new());
+        Router { inner: Arc::new(Inner { id, raft, batcher, state_machine, deadline, channels, load, clock }) }
+    }
+
+    /// The load signals collected on this node.
+    pub fn load(&self) -> &LoadTracker {
+        &self.inner.load
+    }
+
+    /// The node's clock (the leader stamps signals with it).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
     }
 
     /// This node's id.
@@ -169,7 +200,7 @@ pub(crate) fn is_forwarded<T>(request: &tonic::Request<T>) -> bool {
 }
 
 /// Wraps `message` as a request marked forwarded.
-pub(crate) fn forwarded<T>(message: T) -> tonic::Request<T> {
+pub fn forwarded<T>(message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
     request

@@ -80,6 +80,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", Value::Array(array));
     } else {
         print!("{}", format_table(&rows, first.leader_id, first.term));
+        print!("{}", format_load(&first));
     }
     Ok(())
 }
@@ -103,7 +104,8 @@ fn short_reason(err: &anyhow::Error) -> String {
 /// Formats the cluster table. `*` marks the leader as seen by the node first asked (`leader_id`, 0 if none);
 /// each row's ROLE is what that node says about itself, so a disagreement is visible.
 fn format_table(rows: &[NodeRow], leader_id: u64, term: u64) -> String {
-    const HEADER: [&str; 10] = ["", "ID", "ADDR", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "POLICY", "KEYS"];
+    const HEADER: [&str; 12] =
+        ["", "ID", "ADDR", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "POLICY", "KEYS", "CPU", "MEM"];
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -111,10 +113,20 @@ fn format_table(rows: &[NodeRow], leader_id: u64, term: u64) -> String {
             let mut cells = vec![marker.to_owned(), r.id.to_string(), r.addr.clone()];
             match &r.status {
                 Ok(s) => cells.extend(
-                    [s.role.clone()].into_iter().chain(
-                        [s.term, s.commit_index, s.applied_index, s.snapshot_index, s.policy_version, s.tracked_keys]
+                    [s.role.clone()]
+                        .into_iter()
+                        .chain(
+                            [
+                                s.term,
+                                s.commit_index,
+                                s.applied_index,
+                                s.snapshot_index,
+                                s.policy_version,
+                                s.tracked_keys,
+                            ]
                             .map(|n| n.to_string()),
-                    ),
+                        )
+                        .chain([percent(s.cpu), percent(s.memory)]),
                 ),
                 Err(reason) => cells.push(format!("unreachable: {reason}")),
             }
@@ -151,6 +163,22 @@ fn format_table(rows: &[NodeRow], leader_id: u64, term: u64) -> String {
     out
 }
 
+/// Formats a 0..1 fraction as a whole percentage.
+fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
+
+/// Formats the adaptive-load summary as the node first asked sees it.
+fn format_load(first: &StatusResponse) -> String {
+    let drivers: Vec<String> = first.drivers.iter().map(|d| format!("{} {}", d.name, percent(d.value))).collect();
+    let drivers = if drivers.is_empty() { "none".to_owned() } else { drivers.join(", ") };
+    format!(
+        "cluster load: {} -> adaptive multiplier {:.2}; signals: {drivers}\n",
+        percent(first.cluster_load),
+        first.multiplier
+    )
+}
+
 /// Converts one row to JSON: the node's status with the proto field names, or `reachable: false` and the error.
 fn row_json(r: &NodeRow, leader_id: u64) -> Value {
     match &r.status {
@@ -172,6 +200,8 @@ fn row_json(r: &NodeRow, leader_id: u64) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use quorate_proto::v1::LoadSignal;
+
     use super::*;
 
     fn reachable(id: u64, role: &str, commit: u64) -> NodeRow {
@@ -185,6 +215,8 @@ mod tests {
             policy_version: 2,
             tracked_keys: 10_000,
             addr: format!("127.0.0.1:710{id}"),
+            cpu: 0.42,
+            memory: 0.1,
             ..StatusResponse::default()
         };
         NodeRow { id, addr: format!("127.0.0.1:710{id}"), status: Ok(status) }
@@ -197,12 +229,23 @@ mod tests {
             reachable(2, "follower", 99),
             NodeRow { id: 3, addr: "127.0.0.1:7103".to_owned(), status: Err("connection refused".to_owned()) },
         ];
-        let expected = "   ID  ADDR            ROLE      TERM  COMMIT  APPLIED  SNAPSHOT  POLICY  KEYS\n\
-                        *  1   127.0.0.1:7101  leader    7     1234    1234     0         2       10000\n   \
-                        2   127.0.0.1:7102  follower  7     99      99       0         2       10000\n   \
+        let expected = "   ID  ADDR            ROLE      TERM  COMMIT  APPLIED  SNAPSHOT  POLICY  KEYS   CPU  MEM\n\
+                        *  1   127.0.0.1:7101  leader    7     1234    1234     0         2       10000  42%  10%\n   \
+                        2   127.0.0.1:7102  follower  7     99      99       0         2       10000  42%  10%\n   \
                         3   127.0.0.1:7103  unreachable: connection refused\n\
                         leader: node 1 (term 7)\n";
         assert_eq!(format_table(&rows, 1, 7), expected);
+    }
+
+    #[test]
+    fn load_line_names_the_multiplier_and_its_drivers() {
+        let status = StatusResponse {
+            cluster_load: 0.8,
+            multiplier: 0.5,
+            drivers: vec![LoadSignal { name: "llm_latency".to_owned(), value: 0.8 }],
+            ..StatusResponse::default()
+        };
+        assert_eq!(format_load(&status), "cluster load: 80% -> adaptive multiplier 0.50; signals: llm_latency 80%\n");
     }
 
     #[test]

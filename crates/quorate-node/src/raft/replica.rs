@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use quorate_core::adaptive::Multiplier;
+use quorate_core::adaptive::{AdaptiveController, AdaptiveState, Aggregation, LoadSignals, Multiplier};
 use quorate_core::policy::{Descriptor, PolicySet, ResolvedLimit};
 use quorate_core::{CoreError, LimiterTable, Nanos, TableConfig, TableSnapshot};
 use serde::{Deserialize, Serialize};
 
 use super::typ::{LogId, StoredMembership};
-use crate::command::{CheckReply, Command, CommandOutcome, LimitReply, Request, Response};
+use crate::command::{CheckReply, Command, CommandOutcome, LimitReply, ReportedSignal, Request, Response};
+use crate::load::cluster_load;
 
 /// Extra keys examined for eviction after each applied batch, on top of the table's per-operation sweep.
 const SWEEP_PER_BATCH: usize = 64;
@@ -31,6 +32,10 @@ pub struct Replica {
     pub policies: Option<Arc<PolicySet>>,
     /// The TOML text the policy set was built from, for the Admin API.
     pub policy_toml: String,
+    /// The load signals of the last applied load entry.
+    pub signals: LoadSignals,
+    /// Turns cluster load into the multiplier adaptive policies apply.
+    pub controller: AdaptiveController,
 }
 
 /// The serialised form of a [`Replica`], the content of a Raft snapshot.
@@ -42,6 +47,8 @@ pub struct ReplicaSnapshot {
     table: TableSnapshot,
     policies: Option<PolicySet>,
     policy_toml: String,
+    signals: LoadSignals,
+    adaptive: AdaptiveState,
 }
 
 impl Replica {
@@ -54,6 +61,8 @@ impl Replica {
             table: LimiterTable::new(table),
             policies: None,
             policy_toml: String::new(),
+            signals: LoadSignals::new(),
+            controller: AdaptiveController::default(),
         }
     }
 
@@ -66,6 +75,8 @@ impl Replica {
             table: self.table.snapshot(),
             policies: self.policies.as_deref().cloned(),
             policy_toml: self.policy_toml.clone(),
+            signals: self.signals.clone(),
+            adaptive: self.controller.state().clone(),
         }
     }
 
@@ -75,6 +86,7 @@ impl Replica {
     ///
     /// If the snapshot's table is malformed.
     pub fn restore(config: TableConfig, snapshot: ReplicaSnapshot) -> Result<Self, CoreError> {
+        let adaptive = snapshot.policies.as_ref().map(|p| p.adaptive().clone()).unwrap_or_default();
         Ok(Replica {
             last_applied: snapshot.last_applied,
             membership: snapshot.membership,
@@ -82,6 +94,8 @@ impl Replica {
             table: LimiterTable::restore(config, snapshot.table)?,
             policies: snapshot.policies.map(Arc::new),
             policy_toml: snapshot.policy_toml,
+            signals: snapshot.signals,
+            controller: AdaptiveController::with_state(adaptive, snapshot.adaptive)?,
         })
     }
 
@@ -94,10 +108,42 @@ impl Replica {
                 self.table.sweep(self.now, SWEEP_PER_BATCH);
                 Response::Batch(outcomes)
             }
+            Request::Load { time, signals } => {
+                self.now = self.now.max(*time);
+                self.apply_load(signals);
+                Response::Empty
+            }
             Request::SetPolicies { toml, expected_version } => {
                 Response::Policies(self.set_policies(toml, *expected_version))
             }
         }
+    }
+
+    /// The multiplier adaptive policies apply at this log position.
+    pub fn multiplier(&self) -> Multiplier {
+        self.controller.multiplier()
+    }
+
+    /// The cluster load (ppm) as of the last load entry.
+    pub fn cluster_load(&self) -> u32 {
+        cluster_load(&self.signals, self.now, self.aggregation())
+    }
+
+    fn aggregation(&self) -> Aggregation {
+        self.policies.as_ref().map_or(Aggregation::Max, |p| p.adaptive().aggregation)
+    }
+
+    /// Replaces the signals with the leader's latest and steps the controller at the entry's time.
+    fn apply_load(&mut self, signals: &[ReportedSignal]) {
+        let now = self.now;
+        let mut live = LoadSignals::new();
+        for signal in signals.iter().filter(|s| s.expires_at > now) {
+            // Names were validated when reported; a bad one from an old log is skipped, never fatal.
+            let _ = live.report(&signal.name, signal.value_ppm, now, signal.expires_at - now);
+        }
+        self.signals = live;
+        let load = self.cluster_load();
+        self.controller.update(now, load);
     }
 
     fn apply_command(&mut self, command: &Command) -> CommandOutcome {
@@ -111,7 +157,7 @@ impl Replica {
             Ok(resolved) => resolved,
             Err(message) => return CommandOutcome::Invalid(message),
         };
-        let limits = match policies.limit_refs(&resolved, Multiplier::ONE) {
+        let limits = match policies.limit_refs(&resolved, self.controller.multiplier()) {
             Ok(limits) => limits,
             Err(e) => return CommandOutcome::Invalid(e.to_string()),
         };
@@ -167,6 +213,8 @@ impl Replica {
             let map: Vec<Option<u32>> = old.policies().map(|(_, p)| next.id_of(p.name())).collect();
             self.table.remap_policies(|id| map.get(id as usize).copied().flatten());
         }
+        // The new set's [adaptive] section takes over; the controller keeps its current level and smoothing.
+        self.controller.set_config(next.adaptive().clone()).map_err(|e| e.to_string())?;
         self.policies = Some(Arc::new(next));
         self.policy_toml = toml.to_owned();
         Ok(current + 1)
@@ -193,4 +241,111 @@ pub fn resolve(policies: &PolicySet, descriptors: &[Descriptor], cost: u64) -> R
         }
     }
     Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use quorate_core::policy::SAMPLE_POLICIES_TOML;
+
+    use super::*;
+    use crate::raft::codec;
+
+    const SECOND: Nanos = 1_000_000_000;
+    const T0: Nanos = 1_795_000_000 * SECOND;
+
+    fn replica() -> Replica {
+        let mut replica = Replica::new(TableConfig::default());
+        let toml = format!("{SAMPLE_POLICIES_TOML}\n[adaptive]\nsmoothing = 1.0\n");
+        let set = Request::SetPolicies { toml, expected_version: 0 };
+        assert_eq!(replica.apply_request(&set), Response::Policies(Ok(1)));
+        replica
+    }
+
+    fn load(time: Nanos, value_ppm: u32) -> Request {
+        let signals = vec![ReportedSignal { name: "llm".into(), value_ppm, expires_at: time + 30 * SECOND }];
+        Request::Load { time, signals }
+    }
+
+    fn check(time: Nanos, api_key: &str) -> Request {
+        let descriptors = vec![Descriptor::new("api_key", api_key)];
+        Request::Batch { time, commands: vec![Command::Check { descriptors, cost: 1, peek: false }] }
+    }
+
+    fn limit_of(response: &Response) -> (u64, u64) {
+        match response {
+            Response::Batch(outcomes) => match &outcomes[0] {
+                CommandOutcome::Checked(reply) => (reply.limits[0].decision.limit, reply.limits[0].base_limit),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_entries_tighten_adaptive_policies_at_their_log_position() {
+        let mut replica = replica();
+        assert_eq!(limit_of(&replica.apply_request(&check(T0, "agent_1"))), (200, 200));
+        replica.apply_request(&load(T0 + SECOND, 800_000));
+        assert_eq!(replica.multiplier().ppm(), 500_000);
+        assert_eq!(limit_of(&replica.apply_request(&check(T0 + SECOND, "agent_1"))), (100, 200));
+        // per_ip is not adaptive.
+        let ip = Request::Batch {
+            time: T0 + SECOND,
+            commands: vec![Command::Check {
+                descriptors: vec![Descriptor::new("ip", "10.0.0.1")],
+                cost: 1,
+                peek: true,
+            }],
+        };
+        assert_eq!(limit_of(&replica.apply_request(&ip)), (600, 600));
+    }
+
+    #[test]
+    fn expired_signals_stop_counting() {
+        let mut replica = replica();
+        replica.apply_request(&load(T0, 950_000));
+        assert_eq!(replica.cluster_load(), 950_000);
+        // The next load entry comes after the signal's expiry and carries it no more.
+        replica.apply_request(&Request::Load { time: T0 + 31 * SECOND, signals: vec![] });
+        assert_eq!(replica.cluster_load(), 0);
+    }
+
+    #[test]
+    fn same_log_gives_the_same_snapshot_bytes() {
+        let log = [check(T0, "agent_1"), load(T0 + SECOND, 900_000), check(T0 + 2 * SECOND, "user_2")];
+        let (mut a, mut b) = (replica(), replica());
+        for entry in &log {
+            assert_eq!(a.apply_request(entry), b.apply_request(entry));
+        }
+        let bytes = |r: &Replica| codec::encode(&r.snapshot()).unwrap();
+        assert_eq!(bytes(&a), bytes(&b));
+        let restored = Replica::restore(TableConfig::default(), codec::decode(&bytes(&a)).unwrap()).unwrap();
+        assert_eq!(bytes(&restored), bytes(&a));
+        assert_eq!(restored.multiplier(), a.multiplier());
+    }
+
+    #[test]
+    fn policy_change_keeps_spent_quota_under_the_new_ids() {
+        let mut replica = replica();
+        for _ in 0..60 {
+            replica.apply_request(&check(T0, "user_1"));
+        }
+        // Adding a policy that sorts first shifts every id by one.
+        let toml = format!(
+            "{SAMPLE_POLICIES_TOML}\n[policies.aaa]\nalgorithm = \"token_bucket\"\nlimit = 5\nperiod = \"1m\"\n"
+        );
+        assert_eq!(
+            replica.apply_request(&Request::SetPolicies { toml, expected_version: 1 }),
+            Response::Policies(Ok(2))
+        );
+        match replica.apply_request(&check(T0, "user_1")) {
+            Response::Batch(outcomes) => match &outcomes[0] {
+                CommandOutcome::Checked(reply) => assert!(!reply.allowed, "the spent bucket must survive: {reply:?}"),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        let stale = Request::SetPolicies { toml: SAMPLE_POLICIES_TOML.into(), expected_version: 1 };
+        assert!(matches!(replica.apply_request(&stale), Response::Policies(Err(_))));
+    }
 }
