@@ -41,6 +41,26 @@ period = "1m"
 adaptive = true
 adaptive_floor = 0.25
 
+[policies.courtesy]
+algorithm = "token_bucket"
+limit = 10
+period = "1h"
+on_no_quorum = "allow"
+
+[policies.shared]
+algorithm = "sliding_window"
+limit = 30
+period = "1h"
+on_no_quorum = "local"
+
+[[rules]]
+dimension = "courtesy"
+policy = "courtesy"
+
+[[rules]]
+dimension = "shared"
+policy = "shared"
+
 [[rules]]
 dimension = "tier"
 policy = "adaptive_tier"
@@ -77,6 +97,7 @@ pub struct Cluster {
     ports: BTreeMap<u64, u16>,
     nodes: BTreeMap<u64, NodeProcess>,
     snapshot_every: u64,
+    check_deadline: &'static str,
 }
 
 fn free_port() -> u16 {
@@ -103,10 +124,15 @@ impl Cluster {
 
     /// Like [`Cluster::start`], snapshotting every `snapshot_every` log entries.
     pub fn start_with(n: u64, snapshot_every: u64) -> Self {
+        Cluster::start_custom(n, snapshot_every, "2s")
+    }
+
+    /// Like [`Cluster::start`], with a custom snapshot interval and check deadline (e.g. `"300ms"`).
+    pub fn start_custom(n: u64, snapshot_every: u64, check_deadline: &'static str) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
         let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
-        let mut cluster = Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every };
+        let mut cluster = Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every, check_deadline };
         for id in 1..=n {
             cluster.write_config(id, id == 1, &(1..=n).collect::<Vec<_>>());
             cluster.spawn(id);
@@ -118,9 +144,9 @@ impl Cluster {
         let mut text = format!(
             "id = {id}\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"node{id}\"\nbootstrap = {bootstrap}\n\
              policies = \"policies.toml\"\n\n[raft]\nheartbeat = \"50ms\"\nelection_timeout_min = \"300ms\"\n\
-             election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"2s\"\n\n\
+             election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"{}\"\n\n\
              [load]\nsample_system = false\n",
-            self.ports[&id], self.snapshot_every
+            self.ports[&id], self.snapshot_every, self.check_deadline
         );
         for peer in members.iter().filter(|&&p| p != id) {
             text.push_str(&format!("\n[[peers]]\nid = {peer}\naddr = \"127.0.0.1:{}\"\n", self.ports[peer]));

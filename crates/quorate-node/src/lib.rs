@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod degraded;
 pub mod error;
 pub mod load;
 pub mod node;

@@ -127,10 +127,18 @@ impl RateLimiter for RateLimiterService {
             let wire = wire.clone();
             async move { RateLimiterClient::new(channel).check(forwarded(wire)).await.map(Response::into_inner) }
         };
-        match self.execute(command, was_forwarded, forward).await? {
-            Outcome::Forwarded(response) => Ok(Response::new(response)),
-            Outcome::Local(CommandOutcome::Checked(reply)) => Ok(Response::new(check_response(&reply))),
-            Outcome::Local(other) => Err(status::from_outcome(&other)),
+        match self.execute(command.clone(), was_forwarded, forward).await {
+            Ok(Outcome::Forwarded(response)) => Ok(Response::new(response)),
+            Ok(Outcome::Local(CommandOutcome::Checked(reply))) => Ok(Response::new(check_response(&reply))),
+            Ok(Outcome::Local(other)) => Err(status::from_outcome(&other)),
+            // No quorum within the deadline: each policy's on_no_quorum mode decides (a forwarded request is
+            // answered UNAVAILABLE instead, so that the node the client called decides for itself).
+            Err(status) if status.code() == Code::Unavailable && !was_forwarded => {
+                let Command::Check { descriptors, .. } = &command else { return Err(status) };
+                tracing::debug!(reason = %status.message(), "no quorum: degraded decision");
+                self.router.decide_degraded(descriptors, cost, wire.peek).map(Response::new)
+            }
+            Err(status) => Err(status),
         }
     }
 

@@ -7,12 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quorate_core::TableConfig;
 use quorate_core::policy::{Descriptor, PolicySet};
+use quorate_proto::v1::CheckResponse;
 use tonic::Status;
 use tonic::transport::Channel;
 
 use crate::batcher::Batcher;
 use crate::clock::Clock;
+use crate::degraded::DegradedLimiter;
 use crate::load::LoadTracker;
 use crate::raft::network::lazy_channel;
 use crate::raft::state_machine::StateMachineStore;
@@ -77,6 +80,7 @@ struct Inner {
     channels: Mutex<BTreeMap<String, Channel>>,
     load: LoadTracker,
     clock: Arc<dyn Clock>,
+    degraded: DegradedLimiter,
 }
 
 impl Router {
@@ -84,7 +88,23 @@ impl Router {
     pub fn new(parts: RouterParts) -> Self {
         let RouterParts { id, raft, batcher, state_machine, deadline, load, clock } = parts;
         let channels = Mutex::new(BTreeMap::new());
-        Router { inner: Arc::new(Inner { id, raft, batcher, state_machine, deadline, channels, load, clock }) }
+        let degraded = DegradedLimiter::new(TableConfig::default());
+        Router {
+            inner: Arc::new(Inner { id, raft, batcher, state_machine, deadline, channels, load, clock, degraded }),
+        }
+    }
+
+    /// Decides a check without the cluster, by each policy's `on_no_quorum` mode (see [`crate::degraded`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`DegradedLimiter::decide`], or UNAVAILABLE if no policy set was ever applied here.
+    pub fn decide_degraded(&self, descriptors: &[Descriptor], cost: u64, peek: bool) -> Result<CheckResponse, Status> {
+        let policies = self.policies()?;
+        let multiplier = self.inner.state_machine.replica().multiplier();
+        let voters = self.inner.raft.metrics().borrow().membership_config.membership().voter_ids().count() as u64;
+        let now = self.inner.clock.now();
+        self.inner.degraded.decide(&policies, multiplier, voters, descriptors, cost, peek, now)
     }
 
     /// The load signals collected on this node.
