@@ -1,0 +1,272 @@
+//! Test harness: fake Quorate nodes (tonic servers on 127.0.0.1:0 with scripted answers) for exact, deterministic
+//! tests, and a real in-process three-node cluster (as `quorate dev` starts it) for end-to-end ones.
+
+#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quorate_node::clock::SystemClock;
+use quorate_node::raft::Node;
+use quorate_node::{NodeConfig, NodeHandle, start_node};
+use quorate_proto::v1::admin_server::{Admin, AdminServer};
+use quorate_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
+use quorate_proto::v1::*;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+
+/// How a fake node answers `Check`.
+pub type CheckFn = Arc<dyn Fn(&CheckRequest) -> Result<CheckResponse, Status> + Send + Sync>;
+
+/// A scripted node: answers `Check` (and `Refund`) with `check`, `Status` with `status`, counts calls and
+/// connections.
+pub struct FakeNode {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub checks: Arc<AtomicUsize>,
+    pub connections: Arc<AtomicUsize>,
+    status: Arc<Mutex<StatusResponse>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Service {
+    check: CheckFn,
+    delay: Duration,
+    checks: Arc<AtomicUsize>,
+    status: Arc<Mutex<StatusResponse>>,
+}
+
+impl FakeNode {
+    /// Starts a fake node answering every check with `check` after `delay`.
+    pub async fn start(check: CheckFn, delay: Duration) -> FakeNode {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let checks = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let status = Arc::new(Mutex::new(StatusResponse { addr: addr.to_string(), ..Default::default() }));
+        let service = Service { check, delay, checks: checks.clone(), status: status.clone() };
+        let counter = connections.clone();
+        let incoming = futures::stream::unfold(listener, move |listener| {
+            let counter = counter.clone();
+            async move {
+                let accepted = listener.accept().await.map(|(stream, _)| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    stream
+                });
+                Some((accepted, listener))
+            }
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(RateLimiterServer::new(service.clone()))
+            .add_service(AdminServer::new(service))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            });
+        let task = tokio::spawn(async move {
+            let _ = server.await;
+        });
+        FakeNode { addr, url: format!("http://{addr}"), checks, connections, status, stop: Some(stop), task }
+    }
+
+    /// Starts a fake node that answers every check with `response`.
+    pub async fn answering(response: CheckResponse) -> FakeNode {
+        FakeNode::start(Arc::new(move |_| Ok(response.clone())), Duration::ZERO).await
+    }
+
+    /// Starts a fake node that fails every check with `status`.
+    pub async fn failing(code: tonic::Code, message: &'static str) -> FakeNode {
+        FakeNode::start(Arc::new(move |_| Err(Status::new(code, message))), Duration::ZERO).await
+    }
+
+    /// Sets what `Admin.Status` answers (node id, leader, members).
+    pub fn set_status(&self, node_id: u64, leader_id: u64, members: &[(u64, SocketAddr)]) {
+        let mut status = self.status.lock().unwrap();
+        status.node_id = node_id;
+        status.leader_id = leader_id;
+        status.role = if node_id == leader_id { "leader" } else { "follower" }.to_owned();
+        status.members =
+            members.iter().map(|(id, addr)| Member { id: *id, addr: addr.to_string(), voter: true }).collect();
+    }
+
+    pub fn check_count(&self) -> usize {
+        self.checks.load(Ordering::SeqCst)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server (open connections are told to go away).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+        self.task.abort();
+    }
+}
+
+/// An address where nothing listens: connections are refused.
+pub async fn dead_addr() -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// One limit status with the fields header tests care about; durations in nanoseconds.
+pub fn limit(policy: &str, allowed: bool, limit: u64, remaining: u64, reset_ns: u64, retry_ns: u64) -> LimitStatus {
+    LimitStatus {
+        policy: policy.to_owned(),
+        key: format!("api_key={policy}_key"),
+        allowed,
+        limit,
+        base_limit: limit,
+        remaining,
+        reset_after_ns: reset_ns,
+        retry_after_ns: retry_ns,
+        window_ns: 60_000_000_000,
+    }
+}
+
+/// A decision on one limit.
+pub fn response(status: LimitStatus) -> CheckResponse {
+    CheckResponse {
+        allowed: status.allowed,
+        overall: Some(status.clone()),
+        limits: vec![status],
+        degraded: false,
+        policy_version: 1,
+    }
+}
+
+#[tonic::async_trait]
+impl RateLimiter for Service {
+    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        (self.check)(request.get_ref()).map(Response::new)
+    }
+
+    /// Refunds succeed or fail as checks do (and count as checks).
+    async fn refund(&self, request: Request<RefundRequest>) -> Result<Response<RefundResponse>, Status> {
+        let RefundRequest { descriptors, amount } = request.into_inner();
+        let as_check = CheckRequest { descriptors, cost: amount, peek: false };
+        self.check(Request::new(as_check)).await.map(|_| Response::new(RefundResponse {}))
+    }
+
+    async fn report_load(&self, request: Request<ReportLoadRequest>) -> Result<Response<ReportLoadResponse>, Status> {
+        Ok(Response::new(ReportLoadResponse { load: request.get_ref().value.clamp(0.0, 1.0) }))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for Service {
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        Ok(Response::new(self.status.lock().unwrap().clone()))
+    }
+
+    async fn add_learner(&self, _: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn change_membership(
+        &self,
+        _: Request<ChangeMembershipRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_policies(&self, _: Request<GetPoliciesRequest>) -> Result<Response<PoliciesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn set_policies(&self, _: Request<SetPoliciesRequest>) -> Result<Response<PoliciesResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn state_digest(&self, _: Request<StateDigestRequest>) -> Result<Response<StateDigestResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+}
+
+/// A real three-node cluster in this process, with the sample tier policies, each node on a free port.
+pub struct Cluster {
+    pub nodes: BTreeMap<u64, NodeHandle>,
+    pub urls: BTreeMap<u64, String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes (node 1 bootstraps) and waits until a leader has installed the policies.
+    pub async fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut addrs = BTreeMap::new();
+        for id in 1..=n {
+            // The OS picks a free port; the node binds it again right after (same pattern as `quorate dev`).
+            addrs.insert(id, dead_addr().await);
+        }
+        let members: BTreeMap<u64, Node> = addrs.iter().map(|(id, a)| (*id, Node { addr: a.to_string() })).collect();
+        let clock = Arc::new(SystemClock::new());
+        let mut nodes = BTreeMap::new();
+        for (id, addr) in &addrs {
+            let mut peers = members.clone();
+            peers.remove(id);
+            let mut config = NodeConfig::local(*id, *addr, dir.path().join(format!("node{id}")), peers);
+            config.bootstrap = *id == 1;
+            nodes.insert(*id, start_node(config, clock.clone()).await.unwrap());
+        }
+        let urls = addrs.iter().map(|(id, a)| (*id, format!("http://{a}"))).collect();
+        let cluster = Cluster { nodes, urls, _dir: dir };
+        cluster.wait_until_ready(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    /// The id of the node every live node agrees leads, if any.
+    pub fn leader(&self) -> Option<u64> {
+        let leaders: Vec<Option<u64>> = self.nodes.values().map(|n| n.raft.metrics().borrow().current_leader).collect();
+        let first = *leaders.first()?;
+        let alive = first.filter(|id| self.nodes.contains_key(id))?;
+        leaders.iter().all(|l| *l == Some(alive)).then_some(alive)
+    }
+
+    /// Polls until the live nodes agree on a live leader and all have the policies.
+    pub async fn wait_until_ready(&self, within: Duration) {
+        let ready = async {
+            loop {
+                let policies = self.nodes.values().all(|n| n.state_machine.replica().policies.is_some());
+                if self.leader().is_some() && policies {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(within, ready).await.expect("the cluster did not become ready in time");
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.urls.values().cloned().collect()
+    }
+
+    /// Stops node `id` as a crash would look to clients: its port stops answering.
+    pub async fn kill(&mut self, id: u64) {
+        if let Some(node) = self.nodes.remove(&id) {
+            let _ = node.shutdown().await;
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.kill(id).await;
+        }
+    }
+}
