@@ -43,6 +43,17 @@ impl Limiter {
         }
     }
 
+    /// The window the limit is stated over, for `RateLimit-Policy: w=`: the window of window algorithms, the
+    /// time a token bucket takes to refill its whole capacity, the longest span of a calendar window.
+    pub fn window(&self) -> Nanos {
+        match self {
+            Limiter::TokenBucket(a) => a.period(),
+            Limiter::SlidingWindow(a) => a.window(),
+            Limiter::WindowCounter(a) => a.window(),
+            Limiter::FixedWindow(a) => a.period(),
+        }
+    }
+
     /// A short name of the algorithm, as used in config files and status output.
     pub fn algorithm_name(&self) -> &'static str {
         match self {

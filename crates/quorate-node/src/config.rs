@@ -39,6 +39,7 @@ use serde::Deserialize;
 
 use crate::error::NodeError;
 use crate::raft::{Node, NodeId};
+use crate::transport::Transport;
 
 /// Default heartbeat: also the AppendEntries RPC timeout in openraft 0.9, sized for large batches on a LAN.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -172,6 +173,8 @@ pub struct NodeConfig {
     pub cache_bytes: u64,
     /// Whether this node samples its own CPU and memory into the cluster load.
     pub sample_system: bool,
+    /// The network: real TCP, or turmoil's in simulation (never from the config file).
+    pub transport: Transport,
 }
 
 fn error(field: &str, message: impl std::fmt::Display) -> NodeError {
@@ -278,6 +281,7 @@ impl NodeConfig {
             max_inflight: raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT).clamp(1, 64),
             cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
             sample_system: raw.load.sample_system.unwrap_or(true),
+            transport: Transport::Tcp,
         })
     }
 
@@ -300,6 +304,7 @@ impl NodeConfig {
             max_inflight: DEFAULT_MAX_INFLIGHT,
             cache_bytes: DEFAULT_CACHE_BYTES,
             sample_system: true,
+            transport: Transport::Tcp,
         }
     }
 }

@@ -72,7 +72,7 @@ impl DegradedLimiter {
                 remaining: decision.remaining,
                 reset_after_ns: decision.reset_after,
                 retry_after_ns: decision.retry_after,
-                window_ns: policy.limiter().period(),
+                window_ns: policy.limiter().window(),
             };
             match policy.on_no_quorum() {
                 NoQuorumMode::Deny => {
@@ -134,7 +134,7 @@ impl DegradedLimiter {
                     remaining: limit.decision.remaining,
                     reset_after_ns: limit.decision.reset_after,
                     retry_after_ns: limit.decision.retry_after,
-                    window_ns: policy.limiter().period(),
+                    window_ns: policy.limiter().window(),
                 });
             }
         }

@@ -25,6 +25,7 @@ pub mod error;
 pub mod load;
 pub mod node;
 pub mod raft;
+pub mod transport;
 
 pub use config::NodeConfig;
 pub use error::NodeError;

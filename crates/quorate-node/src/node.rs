@@ -9,10 +9,8 @@ use openraft::{Config, SnapshotPolicy};
 use quorate_proto::v1::admin_server::AdminServer;
 use quorate_proto::v1::raft_server::RaftServer;
 use quorate_proto::v1::rate_limiter_server::RateLimiterServer;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 
 use crate::api::{AdminService, RaftService, RateLimiterService, Router, RouterParts};
 use crate::batcher::{BatchLimits, Batcher};
@@ -24,7 +22,7 @@ use crate::load::{self, LoadTracker};
 use crate::raft::log_store::{SledLogStore, open_db};
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachineStore;
-use crate::raft::{Node, NodeId, Raft};
+use crate::raft::{IoMode, Node, NodeId, Raft};
 
 /// How often a leader checks whether the cluster still needs its initial policy set.
 const POLICY_INSTALL_INTERVAL: Duration = Duration::from_millis(200);
@@ -81,20 +79,21 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(Box::new(e)))?;
     let db = open_db(&config.data_dir, config.cache_bytes).map_err(|e| storage_error(Box::new(e)))?;
-    let log_store = SledLogStore::open(&db).map_err(|e| storage_error(Box::new(e)))?;
-    let state_machine = StateMachineStore::open(&db, config.table).map_err(|e| storage_error(Box::new(e)))?;
+    let io = config.transport.io_mode();
+    let log_store = match io {
+        IoMode::Background => SledLogStore::open(&db),
+        IoMode::Inline => SledLogStore::open_inline(&db),
+    }
+    .map_err(|e| storage_error(Box::new(e)))?;
+    let state_machine = StateMachineStore::open(&db, config.table, io).map_err(|e| storage_error(Box::new(e)))?;
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| NodeError::Listen { addr: config.listen.to_string(), source: e })?;
-    let local_addr =
-        listener.local_addr().map_err(|e| NodeError::Listen { addr: config.listen.to_string(), source: e })?;
+    let (listener, local_addr) = config.transport.bind(config.listen).await?;
     let advertise = config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
 
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
-        NetworkFactory { id: config.id },
+        NetworkFactory { id: config.id, transport: config.transport },
         log_store,
         state_machine.clone(),
     )
@@ -116,6 +115,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         deadline: config.check_deadline,
         load: load.clone(),
         clock: clock.clone(),
+        transport: config.transport,
     });
     let sampler = match config.sample_system {
         true => tokio::spawn(load::run_sampler(config.id, router.clone(), load.clone(), clock.clone())),
@@ -126,14 +126,13 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         multiplier_source.replica().multiplier()
     }));
     let (stop_server, stopped) = oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let services = tonic::transport::Server::builder()
         .add_service(RaftServer::new(RaftService::new(raft.clone())))
         .add_service(RateLimiterServer::new(RateLimiterService::new(router.clone())))
-        .add_service(AdminServer::new(AdminService::new(router)))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
-            let _ = stopped.await;
-        });
-    let server = tokio::spawn(server);
+        .add_service(AdminServer::new(AdminService::new(router)));
+    let server = tokio::spawn(listener.serve(services, async {
+        let _ = stopped.await;
+    }));
 
     if config.bootstrap && !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
         let mut members: BTreeMap<NodeId, Node> = config.peers.clone();

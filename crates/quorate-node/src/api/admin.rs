@@ -11,7 +11,7 @@ use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::admin_server::Admin;
 use quorate_proto::v1::{
     AddLearnerRequest, ChangeMembershipRequest, GetPoliciesRequest, LoadSignal, Member, MembershipResponse,
-    PoliciesResponse, SetPoliciesRequest, StatusRequest, StatusResponse,
+    PoliciesResponse, SetPoliciesRequest, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -60,6 +60,11 @@ impl AdminService {
     fn membership_response(&self, log_index: u64) -> MembershipResponse {
         MembershipResponse { members: self.members(), log_index }
     }
+}
+
+/// FNV-1a, 64 bits: a stable, dependency-free digest (not a security hash).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn fraction(ppm: u32) -> f64 {
@@ -158,6 +163,19 @@ impl Admin for AdminService {
             .map_err(|_| Status::deadline_exceeded("the membership change did not commit in time"))?
             .map_err(raft_error)?;
         Ok(Response::new(self.membership_response(changed.log_id.index)))
+    }
+
+    async fn state_digest(
+        &self,
+        _request: Request<StateDigestRequest>,
+    ) -> Result<Response<StateDigestResponse>, Status> {
+        let replica = self.router.state_machine().replica().clone();
+        let bytes = crate::raft::codec::encode(&replica.snapshot()).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(StateDigestResponse {
+            applied_index: replica.last_applied.map_or(0, |id| id.index),
+            digest: fnv1a(&bytes),
+            tracked_keys: replica.table.len() as u64,
+        }))
     }
 
     async fn get_policies(&self, _request: Request<GetPoliciesRequest>) -> Result<Response<PoliciesResponse>, Status> {

@@ -58,7 +58,9 @@ impl RateLimiterService {
                     }
                     Route::Remote { addr, channel } => match forward(channel).await {
                         Ok(answer) => return Ok(Outcome::Forwarded(answer)),
-                        Err(status) if status.code() == Code::Unavailable => {
+                        // Found by the crash_and_restart_leader simulation: a leader that dies mid-call surfaces as
+                        // UNKNOWN "transport error", which must be retried like UNAVAILABLE, not returned.
+                        Err(status) if status::is_connection_failure(&status) => {
                             self.router.forget(&addr);
                             tokio::time::sleep(RETRY_PAUSE).await;
                         }

@@ -20,6 +20,7 @@ use crate::load::LoadTracker;
 use crate::raft::network::lazy_channel;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{NodeId, Raft};
+use crate::transport::Transport;
 
 /// Metadata key marking a request forwarded by a follower.
 pub(crate) const FORWARDED: &str = "quorate-forwarded";
@@ -57,6 +58,8 @@ pub struct RouterParts {
     pub load: LoadTracker,
     /// The node's clock.
     pub clock: Arc<dyn Clock>,
+    /// The network leaders are reached over.
+    pub transport: Transport,
 }
 
 impl std::fmt::Debug for RouterParts {
@@ -81,16 +84,28 @@ struct Inner {
     load: LoadTracker,
     clock: Arc<dyn Clock>,
     degraded: DegradedLimiter,
+    transport: Transport,
 }
 
 impl Router {
     /// Creates the router of node `id`.
     pub fn new(parts: RouterParts) -> Self {
-        let RouterParts { id, raft, batcher, state_machine, deadline, load, clock } = parts;
+        let RouterParts { id, raft, batcher, state_machine, deadline, load, clock, transport } = parts;
         let channels = Mutex::new(BTreeMap::new());
         let degraded = DegradedLimiter::new(TableConfig::default());
         Router {
-            inner: Arc::new(Inner { id, raft, batcher, state_machine, deadline, channels, load, clock, degraded }),
+            inner: Arc::new(Inner {
+                id,
+                raft,
+                batcher,
+                state_machine,
+                deadline,
+                channels,
+                load,
+                clock,
+                degraded,
+                transport,
+            }),
         }
     }
 
@@ -198,7 +213,7 @@ impl Router {
         if let Some(channel) = channels.get(addr) {
             return Some(channel.clone());
         }
-        let channel = lazy_channel(addr).ok()?;
+        let channel = lazy_channel(self.inner.transport, addr).ok()?;
         channels.insert(addr.to_owned(), channel.clone());
         Some(channel)
     }

@@ -34,3 +34,12 @@ pub fn from_batch(error: &BatchError) -> Status {
 pub fn no_leader(deadline: std::time::Duration) -> Status {
     Status::unavailable(format!("no leader answered within {deadline:?}: the cluster may be electing or partitioned"))
 }
+
+/// Whether a forwarded call failed for want of a connection (the leader crashed or moved), so that retrying,
+/// possibly at a new leader, is right: UNAVAILABLE, or a status tonic made from a broken connection (which it
+/// reports as UNKNOWN: "transport error").
+pub fn is_connection_failure(status: &Status) -> bool {
+    use std::error::Error as _;
+    status.code() == tonic::Code::Unavailable
+        || status.source().is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
+}

@@ -27,7 +27,7 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLo
 
 use super::flusher::Flusher;
 use super::typ::{Entry, LogId, StorageError, Vote};
-use super::{NodeId, TypeConfig, blocking, codec};
+use super::{IoMode, NodeId, TypeConfig, blocking, codec};
 
 #[cfg(test)]
 mod tests;
@@ -146,6 +146,8 @@ pub struct SledLogStore {
     meta: sled::Tree,
     /// Group-commits appends on its own thread; `None` flushes inside `append` (deterministic simulation).
     flusher: Option<Flusher>,
+    /// Where flushes and deletions run.
+    io: IoMode,
 }
 
 impl Debug for SledLogStore {
@@ -164,6 +166,7 @@ impl SledLogStore {
     pub fn open(db: &sled::Db) -> Result<Self, StorageError> {
         let mut store = SledLogStore::open_inline(db)?;
         store.flusher = Some(Flusher::spawn(db.clone()).map_err(write_logs)?);
+        store.io = IoMode::Background;
         Ok(store)
     }
 
@@ -176,7 +179,7 @@ impl SledLogStore {
     pub fn open_inline(db: &sled::Db) -> Result<Self, StorageError> {
         let logs = db.open_tree(LOGS_TREE).map_err(read_logs)?;
         let meta = db.open_tree(META_TREE).map_err(io_err(ErrorSubject::Store, ErrorVerb::Read))?;
-        Ok(SledLogStore { db: db.clone(), logs, meta, flusher: None })
+        Ok(SledLogStore { db: db.clone(), logs, meta, flusher: None, io: IoMode::Inline })
     }
 
     fn get_meta<M: StoreMeta>(&self) -> Result<Option<M::Value>, StorageError> {
@@ -196,7 +199,7 @@ impl SledLogStore {
     /// Makes every write so far (all trees) durable, off the async threads.
     async fn flush(&self, subject: ErrorSubject<NodeId>) -> Result<(), StorageError> {
         let db = self.db.clone();
-        blocking(move || db.flush())
+        blocking(self.io, move || db.flush())
             .await
             .map_err(io_err(subject.clone(), ErrorVerb::Write))?
             .map_err(io_err(subject, ErrorVerb::Write))?;
@@ -311,7 +314,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
             db.flush().map_err(write_logs)?;
             Ok(())
         };
-        blocking(delete_and_flush).await.map_err(write_logs)?
+        blocking(self.io, delete_and_flush).await.map_err(write_logs)?
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -324,7 +327,7 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         // writes it out) is harmless: the leftovers are at or below last_purged, which openraft ignores and
         // `get_log_state` reports past, and the next purge removes them as it starts from the first key.
         let logs = self.logs.clone();
-        blocking(move || remove_range(&logs, ..=key(log_id.index)))
+        blocking(self.io, move || remove_range(&logs, ..=key(log_id.index)))
             .await
             .map_err(io_err(ErrorSubject::Logs, ErrorVerb::Delete))?
             .map_err(io_err(ErrorSubject::Logs, ErrorVerb::Delete))

@@ -21,22 +21,23 @@ use super::typ::{
     RaftError, RpcError, VoteRequest, VoteResponse,
 };
 use super::{Node, NodeId, TypeConfig, codec};
+use crate::transport::Transport;
 
 /// How long a connection attempt to a peer may take before the RPC counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Builds a lazy tonic channel to `addr` (`host:port`): nothing is dialled until the first call.
+/// Builds a lazy tonic channel to `addr` (`host:port`) over `transport`: nothing is dialled until the first call.
 ///
 /// # Errors
 ///
 /// If `addr` is not a valid authority.
-pub fn lazy_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+pub fn lazy_channel(transport: Transport, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(transport.channel(endpoint))
 }
 
 /// Creates one [`PeerConnection`] per (peer, stream) openraft asks for.
@@ -44,13 +45,15 @@ pub fn lazy_channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 pub struct NetworkFactory {
     /// This node's id, for timeout errors.
     pub id: NodeId,
+    /// The network peers are reached over.
+    pub transport: Transport,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerConnection {
-        PeerConnection { id: self.id, target, addr: node.addr.clone(), client: None }
+        PeerConnection { id: self.id, target, addr: node.addr.clone(), client: None, transport: self.transport }
     }
 }
 
@@ -61,6 +64,7 @@ pub struct PeerConnection {
     target: NodeId,
     addr: String,
     client: Option<RaftClient<Channel>>,
+    transport: Transport,
 }
 
 impl PeerConnection {
@@ -68,7 +72,7 @@ impl PeerConnection {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let client = RaftClient::new(lazy_channel(&self.addr)?);
+        let client = RaftClient::new(lazy_channel(self.transport, &self.addr)?);
         self.client = Some(client.clone());
         Ok(client)
     }

@@ -185,7 +185,7 @@ impl Replica {
                             policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
                             key: r.key.to_string(),
                             base_limit: l.base_limit,
-                            window: policy.map_or(0, |p| p.limiter().period()),
+                            window: policy.map_or(0, |p| p.limiter().window()),
                             decision: l.decision,
                         }
                     })

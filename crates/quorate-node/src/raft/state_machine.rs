@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::replica::{Replica, ReplicaSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
-use super::{TypeConfig, codec};
+use super::{IoMode, TypeConfig, codec};
 use crate::command::Response;
 
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
@@ -33,6 +33,7 @@ pub struct StateMachineStore {
     replica: Arc<Mutex<Replica>>,
     tree: sled::Tree,
     table_config: TableConfig,
+    io: IoMode,
 }
 
 impl StateMachineStore {
@@ -41,7 +42,7 @@ impl StateMachineStore {
     /// # Errors
     ///
     /// If sled fails or the stored snapshot cannot be decoded.
-    pub fn open(db: &sled::Db, table_config: TableConfig) -> Result<Self, StorageError> {
+    pub fn open(db: &sled::Db, table_config: TableConfig, io: IoMode) -> Result<Self, StorageError> {
         let tree = db.open_tree("sm").map_err(|e| StorageIOError::read_state_machine(&e))?;
         let replica = match tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_state_machine(&e))? {
             Some(bytes) => {
@@ -53,7 +54,7 @@ impl StateMachineStore {
             }
             None => Replica::new(table_config),
         };
-        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, table_config })
+        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, table_config, io })
     }
 
     /// Locks the replica for reading or applying. Never held across an `.await`.
@@ -80,7 +81,7 @@ impl StateMachineStore {
             tree.flush().map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
             Ok(())
         };
-        super::blocking(write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
+        super::blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
     }
 }
 
@@ -103,7 +104,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             };
             Ok((meta, data))
         };
-        let (meta, data) = super::blocking(encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
+        let (meta, data) =
+            super::blocking(self.io, encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
         self.persist(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })

@@ -43,7 +43,7 @@ impl StoreBuilder<TypeConfig, SledLogStore, StateMachineStore, TempDir> for Buil
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let db = open_db(dir.path(), CACHE_BYTES).map_err(|e| StorageIOError::write(&e))?;
         let log_store = SledLogStore::open(&db)?;
-        let state_machine = StateMachineStore::open(&db, TableConfig::default())?;
+        let state_machine = StateMachineStore::open(&db, TableConfig::default(), crate::raft::IoMode::Background)?;
         Ok((dir, log_store, state_machine))
     }
 }
