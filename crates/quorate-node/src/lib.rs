@@ -21,6 +21,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod limit_override;
 pub mod node;
 pub mod raft;
 
