@@ -21,6 +21,9 @@
 //! [limits]                        # all optional
 //! max_keys = 1000000
 //! check_deadline = "2s"
+//!
+//! [envoy]                         # Envoy's rate limit service (docs/envoy.md); all optional
+//! response_headers = false        # true: answer with X-RateLimit-Limit/-Remaining/-Reset for Envoy to add
 //! ```
 //!
 //! Unknown keys are errors, and every error names the field it is about.
@@ -81,6 +84,9 @@ pub struct RawConfig {
     /// Limiter settings.
     #[serde(default)]
     pub limits: RawLimits,
+    /// Envoy rate limit service settings.
+    #[serde(default)]
+    pub envoy: RawEnvoy,
 }
 
 /// One `[[peers]]` entry.
@@ -123,6 +129,23 @@ pub struct RawLimits {
     pub cache_bytes: Option<u64>,
 }
 
+/// The `[envoy]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvoy {
+    /// Whether ShouldRateLimit answers carry `response_headers_to_add` with the X-RateLimit-* headers.
+    pub response_headers: Option<bool>,
+}
+
+/// How a node serves Envoy's rate limit service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnvoyConfig {
+    /// Whether ShouldRateLimit answers ask Envoy to add `x-ratelimit-limit`, `x-ratelimit-remaining` and
+    /// `x-ratelimit-reset` to the downstream response. Off by default: Envoy's own
+    /// `enable_x_ratelimit_headers` computes them from the statuses too.
+    pub response_headers: bool,
+}
+
 /// A validated node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -156,6 +179,8 @@ pub struct NodeConfig {
     pub max_inflight: usize,
     /// sled cache in bytes.
     pub cache_bytes: u64,
+    /// Envoy rate limit service settings.
+    pub envoy: EnvoyConfig,
 }
 
 fn error(field: &str, message: impl std::fmt::Display) -> NodeError {
@@ -261,6 +286,7 @@ impl NodeConfig {
             max_batch,
             max_inflight: raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT).clamp(1, 64),
             cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+            envoy: EnvoyConfig { response_headers: raw.envoy.response_headers.unwrap_or(false) },
         })
     }
 
@@ -282,6 +308,7 @@ impl NodeConfig {
             max_batch: DEFAULT_MAX_BATCH,
             max_inflight: DEFAULT_MAX_INFLIGHT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            envoy: EnvoyConfig::default(),
         }
     }
 }
@@ -306,6 +333,13 @@ mod tests {
     }
 
     #[test]
+    fn envoy_response_headers_are_off_unless_configured() {
+        assert!(!parse(MINIMAL).unwrap().envoy.response_headers);
+        let on = parse(&format!("{MINIMAL}[envoy]\nresponse_headers = true")).unwrap();
+        assert!(on.envoy.response_headers);
+    }
+
+    #[test]
     fn deploy_samples_are_valid() {
         for i in 1..=3 {
             let path = PathBuf::from(format!("{}/../../deploy/node{i}.toml", env!("CARGO_MANIFEST_DIR")));
@@ -327,6 +361,8 @@ mod tests {
             (format!("{MINIMAL}[limits]\nmax_keys = 0"), "limits.max_keys"),
             (format!("{MINIMAL}colour = \"blue\""), "colour"),
             (format!("{MINIMAL}policies = \"/nonexistent/p.toml\""), "policies"),
+            (format!("{MINIMAL}[envoy]\nheaders = true"), "headers"),
+            (format!("{MINIMAL}[envoy]\nresponse_headers = \"yes\""), "response_headers"),
         ];
         for (text, field) in cases {
             let message = parse(&text).unwrap_err().to_string();
