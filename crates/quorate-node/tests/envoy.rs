@@ -255,6 +255,8 @@ async fn overrides_headers_errors_health_and_reflection() {
     ] {
         assert!(services.iter().any(|s| s == service), "{service} missing from {services:?}");
     }
+    let older = list_services_v1alpha(cluster.channel(follower).await).await;
+    assert!(older.iter().any(|s| s == "envoy.service.ratelimit.v3.RateLimitService"), "{older:?}");
     cluster.shutdown().await;
 }
 
@@ -294,6 +296,28 @@ async fn list_services(channel: Channel) -> Vec<String> {
         .into_inner();
     let response = responses.message().await.unwrap().unwrap();
     match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+/// Lists the services a node advertises through reflection v1alpha, which older grpcurl versions use.
+async fn list_services_v1alpha(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    match responses.message().await.unwrap().unwrap().message_response {
         Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
         other => panic!("unexpected reflection answer {other:?}"),
     }
