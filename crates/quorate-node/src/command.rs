@@ -3,10 +3,15 @@
 //! Commands carry the request's descriptors, not resolved limits: every replica resolves them against the policy
 //! set at the same log position, so a policy change between proposal and commit cannot split replicas. The leader
 //! resolves once before proposing too, so that invalid requests are refused without costing a log entry.
+//!
+//! Entries are bincode ([`crate::raft::codec`]): adding a field to a command changes the encoding, so a log
+//! written by an older build cannot be read by a newer one with a different [`Command`] shape.
 
 use quorate_core::policy::Descriptor;
 use quorate_core::{Decision, Nanos};
 use serde::{Deserialize, Serialize};
+
+use crate::limit_override::LimitOverride;
 
 /// One Raft log entry's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +63,9 @@ pub enum Command {
         cost: u64,
         /// Evaluate only; charge nothing.
         peek: bool,
+        /// Per-descriptor cost and limit overrides (Envoy's `hits_addend` and `limit`): empty when no descriptor
+        /// has any, else one entry per descriptor, in order.
+        overrides: Vec<DescriptorOverride>,
     },
     /// Give `amount` units back to every limit the descriptors resolve to.
     Refund {
@@ -66,6 +74,15 @@ pub enum Command {
         /// Units to give back, at least 1.
         amount: u64,
     },
+}
+
+/// What one descriptor of a check sets for itself instead of taking the request's cost and the rules' limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescriptorOverride {
+    /// Units this descriptor's limit is charged instead of the request's `cost`; at least 1.
+    pub cost: Option<u64>,
+    /// A limit enforced for this descriptor instead of the policy the rules choose.
+    pub limit: Option<LimitOverride>,
 }
 
 /// What applying one log entry answers.
@@ -110,9 +127,11 @@ pub struct CheckReply {
 /// One limit's decision, named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitReply {
-    /// The policy's name.
+    /// The index of the request descriptor this limit belongs to (descriptors no rule limits have none).
+    pub descriptor: usize,
+    /// The policy's name, or the override's (`override 10/minute`).
     pub policy: String,
-    /// The key, `dimension=value`.
+    /// The key, `dimension=value` (an override's key is prefixed with its parameters).
     pub key: String,
     /// The policy's configured limit.
     pub base_limit: u64,

@@ -24,6 +24,8 @@
 //!
 //! [load]
 //! sample_system = true            # report this node's CPU and memory as cluster load signals
+//! [envoy]                         # Envoy's rate limit service (docs/envoy.md); all optional
+//! response_headers = false        # true: answer with X-RateLimit-Limit/-Remaining/-Reset for Envoy to add
 //! ```
 //!
 //! Unknown keys are errors, and every error names the field it is about.
@@ -88,6 +90,9 @@ pub struct RawConfig {
     /// Load sampling.
     #[serde(default)]
     pub load: RawLoad,
+    /// Envoy rate limit service settings.
+    #[serde(default)]
+    pub envoy: RawEnvoy,
 }
 
 /// The `[load]` table.
@@ -138,6 +143,23 @@ pub struct RawLimits {
     pub cache_bytes: Option<u64>,
 }
 
+/// The `[envoy]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvoy {
+    /// Whether ShouldRateLimit answers carry `response_headers_to_add` with the X-RateLimit-* headers.
+    pub response_headers: Option<bool>,
+}
+
+/// How a node serves Envoy's rate limit service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnvoyConfig {
+    /// Whether ShouldRateLimit answers ask Envoy to add `x-ratelimit-limit`, `x-ratelimit-remaining` and
+    /// `x-ratelimit-reset` to the downstream response. Off by default: Envoy's own
+    /// `enable_x_ratelimit_headers` computes them from the statuses too.
+    pub response_headers: bool,
+}
+
 /// A validated node configuration.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -175,6 +197,8 @@ pub struct NodeConfig {
     pub sample_system: bool,
     /// The network: real TCP, or turmoil's in simulation (never from the config file).
     pub transport: Transport,
+    /// Envoy rate limit service settings.
+    pub envoy: EnvoyConfig,
 }
 
 fn error(field: &str, message: impl std::fmt::Display) -> NodeError {
@@ -282,6 +306,7 @@ impl NodeConfig {
             cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
             sample_system: raw.load.sample_system.unwrap_or(true),
             transport: Transport::Tcp,
+            envoy: EnvoyConfig { response_headers: raw.envoy.response_headers.unwrap_or(false) },
         })
     }
 
@@ -305,6 +330,7 @@ impl NodeConfig {
             cache_bytes: DEFAULT_CACHE_BYTES,
             sample_system: true,
             transport: Transport::Tcp,
+            envoy: EnvoyConfig::default(),
         }
     }
 }
@@ -329,6 +355,13 @@ mod tests {
     }
 
     #[test]
+    fn envoy_response_headers_are_off_unless_configured() {
+        assert!(!parse(MINIMAL).unwrap().envoy.response_headers);
+        let on = parse(&format!("{MINIMAL}[envoy]\nresponse_headers = true")).unwrap();
+        assert!(on.envoy.response_headers);
+    }
+
+    #[test]
     fn deploy_samples_are_valid() {
         for i in 1..=3 {
             let path = PathBuf::from(format!("{}/../../deploy/node{i}.toml", env!("CARGO_MANIFEST_DIR")));
@@ -350,6 +383,8 @@ mod tests {
             (format!("{MINIMAL}[limits]\nmax_keys = 0"), "limits.max_keys"),
             (format!("{MINIMAL}colour = \"blue\""), "colour"),
             (format!("{MINIMAL}policies = \"/nonexistent/p.toml\""), "policies"),
+            (format!("{MINIMAL}[envoy]\nheaders = true"), "headers"),
+            (format!("{MINIMAL}[envoy]\nresponse_headers = \"yes\""), "response_headers"),
         ];
         for (text, field) in cases {
             let message = parse(&text).unwrap_err().to_string();

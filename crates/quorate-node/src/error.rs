@@ -31,4 +31,8 @@ pub enum NodeError {
     /// Returned when openraft refuses to start or fails fatally.
     #[error("raft: {0}")]
     Raft(String),
+
+    /// Returned when the gRPC reflection service cannot index the compiled-in descriptors (a build defect).
+    #[error("reflection: {0}")]
+    Reflection(String),
 }

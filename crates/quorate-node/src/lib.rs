@@ -22,6 +22,7 @@ pub mod command;
 pub mod config;
 pub mod degraded;
 pub mod error;
+pub mod limit_override;
 pub mod load;
 pub mod node;
 pub mod raft;

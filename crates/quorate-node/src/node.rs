@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{Config, SnapshotPolicy};
+use quorate_proto::envoy::service::ratelimit::v3::rate_limit_service_server::RateLimitServiceServer;
 use quorate_proto::v1::admin_server::AdminServer;
 use quorate_proto::v1::raft_server::RaftServer;
 use quorate_proto::v1::rate_limiter_server::RateLimiterServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::{AdminService, RaftService, RateLimiterService, Router, RouterParts};
+use crate::api::{
+    AdminService, EnvoyRateLimitService, RaftService, RateLimiterService, Router, RouterParts, health, reflection,
+};
 use crate::batcher::{BatchLimits, Batcher};
 use crate::clock::Clock;
 use crate::command::{Request, Response};
@@ -125,11 +128,18 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let folder = tokio::spawn(load::run_folder(config.id, raft.clone(), load, clock, move || {
         multiplier_source.replica().multiplier()
     }));
+    let (health_reporter, health_server) = tonic_health::server::health_reporter();
+    // The reporter starts with "" SERVING; nothing is served before a leader and a policy set are known.
+    health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let (stop_server, stopped) = oneshot::channel::<()>();
     let services = tonic::transport::Server::builder()
         .add_service(RaftServer::new(RaftService::new(raft.clone())))
         .add_service(RateLimiterServer::new(RateLimiterService::new(router.clone())))
-        .add_service(AdminServer::new(AdminService::new(router)));
+        .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(router.clone(), config.envoy)))
+        .add_service(AdminServer::new(AdminService::new(router)))
+        .add_service(health_server)
+        .add_service(reflection::v1()?)
+        .add_service(reflection::v1alpha()?);
     let server = tokio::spawn(listener.serve(services, async {
         let _ = stopped.await;
     }));
@@ -141,6 +151,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         tracing::info!(id = config.id, "initialised a new cluster");
     }
     let installer = tokio::spawn(install_initial_policies(raft.clone(), state_machine.clone(), config.policies_toml));
+    let health = tokio::spawn(health::report_health(health_reporter, raft.clone(), state_machine.clone()));
     tracing::info!(id = config.id, addr = %local_addr, %advertise, "node started");
     Ok(NodeHandle {
         id: config.id,
@@ -150,7 +161,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         db,
         stop_server,
         server,
-        background: vec![installer, sampler, folder],
+        background: vec![installer, sampler, folder, health],
     })
 }
 

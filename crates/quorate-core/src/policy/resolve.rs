@@ -41,6 +41,29 @@ impl Descriptor {
         self.policy = Some(policy.into());
         self
     }
+
+    /// Checks the descriptor's own shape, as descriptor `i` of a request: the dimension is an identifier and the
+    /// value is 1 to [`MAX_VALUE_LEN`] bytes. Whether a rule or the named policy exists is not checked here.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::InvalidRequest`] naming descriptor `i` and what is wrong with it.
+    pub fn validate(&self, i: usize) -> Result<(), CoreError> {
+        let Descriptor { dimension, value, .. } = self;
+        if let Some(problem) = identifier_problem(dimension) {
+            return Err(CoreError::InvalidRequest(format!("descriptor {i}: dimension {problem}")));
+        }
+        if value.is_empty() {
+            return Err(CoreError::InvalidRequest(format!("descriptor {i} ({dimension}): value is empty")));
+        }
+        if value.len() > MAX_VALUE_LEN {
+            return Err(CoreError::InvalidRequest(format!(
+                "descriptor {i} ({dimension}): value is {} bytes long, above the maximum {MAX_VALUE_LEN}",
+                value.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One limit a request is checked against: a policy and the key `"dimension=value"` it counts under.
@@ -80,7 +103,7 @@ impl PolicySet {
         }
         let mut limits: Vec<ResolvedLimit> = Vec::with_capacity(descriptors.len());
         for (i, descriptor) in descriptors.iter().enumerate() {
-            let Some(policy) = self.resolve_one(i, descriptor)? else {
+            let Some(policy) = self.resolve_descriptor(i, descriptor)? else {
                 continue;
             };
             let (dimension, value) = (descriptor.dimension.as_str(), descriptor.value.as_str());
@@ -135,21 +158,19 @@ impl PolicySet {
             .collect()
     }
 
-    /// Validates descriptor `i` and finds its policy; `None` if it matches no rule and unmatched ones are ignored.
-    fn resolve_one(&self, i: usize, descriptor: &Descriptor) -> Result<Option<PolicyId>, CoreError> {
+    /// Validates descriptor `i` of a request and finds its policy: the one it names, else the rules' choice.
+    ///
+    /// Returns `None` if no rule matches and unmatched descriptors are ignored. [`PolicySet::resolve`] calls it
+    /// for each descriptor; callers that resolve some descriptors by other means (the node's Envoy limit
+    /// overrides) call it for the others.
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::InvalidRequest`] naming descriptor `i` if it is invalid ([`Descriptor::validate`]), names an
+    /// unknown policy, or matches no rule while unmatched descriptors are rejected.
+    pub fn resolve_descriptor(&self, i: usize, descriptor: &Descriptor) -> Result<Option<PolicyId>, CoreError> {
+        descriptor.validate(i)?;
         let Descriptor { dimension, value, policy } = descriptor;
-        if let Some(problem) = identifier_problem(dimension) {
-            return Err(CoreError::InvalidRequest(format!("descriptor {i}: dimension {problem}")));
-        }
-        if value.is_empty() {
-            return Err(CoreError::InvalidRequest(format!("descriptor {i} ({dimension}): value is empty")));
-        }
-        if value.len() > MAX_VALUE_LEN {
-            return Err(CoreError::InvalidRequest(format!(
-                "descriptor {i} ({dimension}): value is {} bytes long, above the maximum {MAX_VALUE_LEN}",
-                value.len()
-            )));
-        }
         if let Some(name) = policy {
             return match self.id_of(name) {
                 Some(id) => Ok(Some(id)),

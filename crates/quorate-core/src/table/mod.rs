@@ -217,7 +217,7 @@ impl LimiterTable {
     ///
     /// As [`LimiterTable::check`].
     pub fn check_one(&mut self, now: Nanos, limit: &LimitRef<'_>, cost: u64) -> Result<Decision, CoreError> {
-        validate(std::slice::from_ref(limit), cost)?;
+        validate(std::slice::from_ref(limit), Costs::Uniform(cost))?;
         let now = self.advance_clock(now);
         self.ensure_room(now, std::slice::from_ref(limit))?;
         let decision = self.evaluate(now, limit, cost, Mode::Commit);
@@ -236,17 +236,43 @@ impl LimiterTable {
     ///
     /// Nothing is charged when an error is returned.
     pub fn check(&mut self, now: Nanos, limits: &[LimitRef<'_>], cost: u64) -> Result<CheckOutcome, CoreError> {
-        validate(limits, cost)?;
+        self.check_costs(now, limits, Costs::Uniform(cost))
+    }
+
+    /// Checks every limit with its own cost, `costs[i]` for `limits[i]`; charges all of them if all allow their
+    /// cost, none otherwise. This is [`LimiterTable::check`] for requests that weigh differently per limit (Envoy's
+    /// per-descriptor `hits_addend`).
+    ///
+    /// # Errors
+    ///
+    /// As [`LimiterTable::check`], each cost checked against its own limit, and [`CoreError::InvalidRequest`] if
+    /// `costs` and `limits` differ in length. Nothing is charged when an error is returned.
+    pub fn check_each(
+        &mut self,
+        now: Nanos,
+        limits: &[LimitRef<'_>],
+        costs: &[u64],
+    ) -> Result<CheckOutcome, CoreError> {
+        self.check_costs(now, limits, Costs::Each(costs))
+    }
+
+    fn check_costs(
+        &mut self,
+        now: Nanos,
+        limits: &[LimitRef<'_>],
+        costs: Costs<'_>,
+    ) -> Result<CheckOutcome, CoreError> {
+        validate(limits, costs)?;
         let now = self.advance_clock(now);
         let outcome = if let [limit] = limits {
             self.ensure_room(now, limits)?;
-            let decision = self.evaluate(now, limit, cost, Mode::Commit);
+            let decision = self.evaluate(now, limit, costs.get(0), Mode::Commit);
             single_outcome(limit, decision)
         } else {
-            let trial = self.evaluate_all(now, limits, cost, Mode::Peek);
+            let trial = self.evaluate_all(now, limits, costs, Mode::Peek);
             if trial.allowed {
                 self.ensure_room(now, limits)?;
-                self.evaluate_all(now, limits, cost, Mode::Commit)
+                self.evaluate_all(now, limits, costs, Mode::Commit)
             } else {
                 trial
             }
@@ -263,9 +289,23 @@ impl LimiterTable {
     ///
     /// As [`LimiterTable::check`], except that a full table is no error.
     pub fn peek(&mut self, now: Nanos, limits: &[LimitRef<'_>], cost: u64) -> Result<CheckOutcome, CoreError> {
-        validate(limits, cost)?;
+        self.peek_costs(now, limits, Costs::Uniform(cost))
+    }
+
+    /// Evaluates every limit with its own cost, `costs[i]` for `limits[i]`, without charging anything: the peek
+    /// form of [`LimiterTable::check_each`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LimiterTable::check_each`], except that a full table is no error.
+    pub fn peek_each(&mut self, now: Nanos, limits: &[LimitRef<'_>], costs: &[u64]) -> Result<CheckOutcome, CoreError> {
+        self.peek_costs(now, limits, Costs::Each(costs))
+    }
+
+    fn peek_costs(&mut self, now: Nanos, limits: &[LimitRef<'_>], costs: Costs<'_>) -> Result<CheckOutcome, CoreError> {
+        validate(limits, costs)?;
         let now = self.advance_clock(now);
-        let outcome = self.evaluate_all(now, limits, cost, Mode::Peek);
+        let outcome = self.evaluate_all(now, limits, costs, Mode::Peek);
         self.sweep(now, self.config.sweep_per_op);
         Ok(outcome)
     }
@@ -374,11 +414,11 @@ impl LimiterTable {
             .is_some_and(|t| t.same_algorithm(&limit.limiter) && any_table!(t, |t| t.contains(limit.key)))
     }
 
-    fn evaluate_all(&mut self, now: Nanos, limits: &[LimitRef<'_>], cost: u64, mode: Mode) -> CheckOutcome {
+    fn evaluate_all(&mut self, now: Nanos, limits: &[LimitRef<'_>], costs: Costs<'_>, mode: Mode) -> CheckOutcome {
         let mut results = Vec::with_capacity(limits.len());
         let mut overall: Option<Decision> = None;
-        for limit in limits {
-            let decision = self.evaluate(now, limit, cost, mode);
+        for (i, limit) in limits.iter().enumerate() {
+            let decision = self.evaluate(now, limit, costs.get(i), mode);
             if overall.is_none_or(|o| decision.is_more_restrictive_than(&o)) {
                 overall = Some(decision);
             }
@@ -425,13 +465,43 @@ impl LimiterTable {
     }
 }
 
-/// Checks the cost and the shape of a limit list.
-fn validate(limits: &[LimitRef<'_>], cost: u64) -> Result<(), CoreError> {
-    if cost == 0 {
+/// The cost of each limit in a check: one for all, or one each.
+#[derive(Debug, Clone, Copy)]
+enum Costs<'a> {
+    Uniform(u64),
+    Each(&'a [u64]),
+}
+
+impl Costs<'_> {
+    /// The cost of limit `i`; `validate` has checked that there is one.
+    fn get(self, i: usize) -> u64 {
+        match self {
+            Costs::Uniform(cost) => cost,
+            Costs::Each(costs) => costs.get(i).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Checks the costs and the shape of a limit list.
+fn validate(limits: &[LimitRef<'_>], costs: Costs<'_>) -> Result<(), CoreError> {
+    if let Costs::Uniform(0) = costs {
         return Err(CoreError::ZeroCost);
     }
+    if let Costs::Each(each) = costs
+        && each.len() != limits.len()
+    {
+        return Err(CoreError::InvalidRequest(format!(
+            "a check of {} limits was given {} costs",
+            limits.len(),
+            each.len()
+        )));
+    }
     validate_shape(limits)?;
-    for limit in limits {
+    for (i, limit) in limits.iter().enumerate() {
+        let cost = costs.get(i);
+        if cost == 0 {
+            return Err(CoreError::ZeroCost);
+        }
         let base = limit.limiter.base_limit();
         if cost > base {
             return Err(CoreError::CostExceedsLimit { policy: format!("#{}", limit.policy), cost, limit: base });

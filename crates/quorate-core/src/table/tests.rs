@@ -43,6 +43,32 @@ fn multi_limit_check_charges_all_or_nothing() {
 }
 
 #[test]
+fn check_each_charges_each_limit_its_own_cost_all_or_nothing() {
+    // Invariant 3 with per-limit costs: a denial on one limit charges no limit, whatever its cost.
+    let mut t = table();
+    let a = LimitRef::new(0, bucket(10, SECOND), "a");
+    let b = LimitRef::new(1, bucket(10, SECOND), "b");
+    let outcome = t.check_each(T0, &[a, b], &[1, 4]).unwrap();
+    assert!(outcome.allowed);
+    assert_eq!((outcome.limits[0].decision.remaining, outcome.limits[1].decision.remaining), (9, 6));
+    let denied = t.check_each(T0, &[a, b], &[1, 7]).unwrap();
+    assert!(!denied.allowed);
+    assert!(denied.limits[0].decision.allowed && !denied.limits[1].decision.allowed);
+    assert_eq!(t.peek_each(T0, &[a, b], &[1, 1]).unwrap().limits[0].decision.remaining, 9);
+}
+
+#[test]
+fn check_each_refuses_mismatched_zero_or_impossible_costs() {
+    let mut t = table();
+    let a = LimitRef::new(0, bucket(10, SECOND), "a");
+    let b = LimitRef::new(1, bucket(3, SECOND), "b");
+    assert!(matches!(t.check_each(T0, &[a, b], &[1]), Err(CoreError::InvalidRequest(_))));
+    assert_eq!(t.check_each(T0, &[a, b], &[1, 0]), Err(CoreError::ZeroCost));
+    assert!(matches!(t.check_each(T0, &[a, b], &[10, 4]), Err(CoreError::CostExceedsLimit { cost: 4, .. })));
+    assert!(t.is_empty(), "refused checks track nothing");
+}
+
+#[test]
 fn overall_decision_of_an_allowed_check_has_the_least_remaining() {
     let mut t = table();
     let a = LimitRef::new(0, bucket(100, SECOND), "k");

@@ -12,16 +12,12 @@ use quorate_proto::v1::{
 };
 use tonic::{Code, Request, Response, Status};
 
-use super::router::{Route, Router, forwarded, is_forwarded};
+use super::router::{Outcome, Route, Router, forwarded, is_forwarded};
 use super::status;
-use crate::batcher::BatchError;
 use crate::command::{CheckReply, Command, CommandOutcome, LimitReply};
 
 /// The longest a reported signal may ask to stay valid.
 const MAX_SIGNAL_TTL: Duration = Duration::from_secs(3_600);
-
-/// Pause before retrying after the leader moved.
-const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// The public decision API of one node.
 #[derive(Debug, Clone)]
@@ -34,49 +30,6 @@ impl RateLimiterService {
     pub fn new(router: Router) -> Self {
         RateLimiterService { router }
     }
-
-    /// Runs `command` on the leader: through the local batcher if this node leads, else by calling `forward` on
-    /// the leader's channel. Bounded by the router's deadline.
-    async fn execute<T, F, Fut>(&self, command: Command, is_forwarded: bool, forward: F) -> Result<Outcome<T>, Status>
-    where
-        F: Fn(tonic::transport::Channel) -> Fut,
-        Fut: Future<Output = Result<T, Status>>,
-    {
-        let deadline = self.router.deadline();
-        let attempt = async {
-            loop {
-                match self.router.route().await {
-                    Route::Local => match self.router.batcher().submit(command.clone()).await {
-                        Ok(outcome) => return Ok(Outcome::Local(outcome)),
-                        Err(BatchError::NotLeader { .. }) if !is_forwarded => tokio::time::sleep(RETRY_PAUSE).await,
-                        Err(error) => return Err(status::from_batch(&error)),
-                    },
-                    Route::Remote { .. } if is_forwarded => {
-                        return Err(Status::unavailable(
-                            "this node is not the leader (the leader just changed); retry",
-                        ));
-                    }
-                    Route::Remote { addr, channel } => match forward(channel).await {
-                        Ok(answer) => return Ok(Outcome::Forwarded(answer)),
-                        // Found by the crash_and_restart_leader simulation: a leader that dies mid-call surfaces as
-                        // UNKNOWN "transport error", which must be retried like UNAVAILABLE, not returned.
-                        Err(status) if status::is_connection_failure(&status) => {
-                            self.router.forget(&addr);
-                            tokio::time::sleep(RETRY_PAUSE).await;
-                        }
-                        Err(status) => return Err(status),
-                    },
-                }
-            }
-        };
-        tokio::time::timeout(deadline, attempt).await.unwrap_or_else(|_| Err(status::no_leader(deadline)))
-    }
-}
-
-/// Where an answer came from.
-enum Outcome<T> {
-    Local(CommandOutcome),
-    Forwarded(T),
 }
 
 /// Converts the wire descriptors, treating an empty `policy` as "let the rules choose".
@@ -121,15 +74,14 @@ impl RateLimiter for RateLimiterService {
         let was_forwarded = is_forwarded(&request);
         let wire = request.into_inner();
         let cost = wire.cost.max(1);
-        let command = Command::Check { descriptors: descriptors(wire.descriptors.clone()), cost, peek: wire.peek };
-        if let Command::Check { descriptors, .. } = &command {
-            self.router.validate(descriptors, cost)?;
-        }
+        let descriptors = descriptors(wire.descriptors.clone());
+        let command = Command::Check { descriptors, cost, peek: wire.peek, overrides: Vec::new() };
+        self.router.validate_check(&command)?;
         let forward = |channel| {
             let wire = wire.clone();
             async move { RateLimiterClient::new(channel).check(forwarded(wire)).await.map(Response::into_inner) }
         };
-        match self.execute(command.clone(), was_forwarded, forward).await {
+        match self.router.execute(command.clone(), was_forwarded, forward).await {
             Ok(Outcome::Forwarded(response)) => Ok(Response::new(response)),
             Ok(Outcome::Local(CommandOutcome::Checked(reply))) => Ok(Response::new(check_response(&reply))),
             Ok(Outcome::Local(other)) => Err(status::from_outcome(&other)),
@@ -182,7 +134,7 @@ impl RateLimiter for RateLimiterService {
             let wire = wire.clone();
             async move { RateLimiterClient::new(channel).refund(forwarded(wire)).await.map(Response::into_inner) }
         };
-        match self.execute(command, was_forwarded, forward).await? {
+        match self.router.execute(command, was_forwarded, forward).await? {
             Outcome::Forwarded(response) => Ok(Response::new(response)),
             Outcome::Local(CommandOutcome::Refunded) => Ok(Response::new(RefundResponse {})),
             Outcome::Local(other) => Err(status::from_outcome(&other)),

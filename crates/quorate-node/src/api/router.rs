@@ -8,15 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quorate_core::TableConfig;
+use quorate_core::adaptive::Multiplier;
 use quorate_core::policy::{Descriptor, PolicySet};
 use quorate_proto::v1::CheckResponse;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::batcher::Batcher;
+use super::status;
+use crate::batcher::{BatchError, Batcher};
 use crate::clock::Clock;
+use crate::command::{Command, CommandOutcome};
 use crate::degraded::DegradedLimiter;
 use crate::load::LoadTracker;
+use crate::raft::limits::resolve_check;
 use crate::raft::network::lazy_channel;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{NodeId, Raft};
@@ -27,6 +31,18 @@ pub(crate) const FORWARDED: &str = "quorate-forwarded";
 
 /// How long to wait between looks for a leader.
 const LEADER_POLL: Duration = Duration::from_millis(20);
+
+/// Pause before retrying after the leader moved.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// Where the answer to an executed command came from.
+#[derive(Debug)]
+pub enum Outcome<T> {
+    /// This node leads: the outcome of applying the command.
+    Local(CommandOutcome),
+    /// The leader's answer to the forwarded call.
+    Forwarded(T),
+}
 
 /// Where a request goes.
 #[derive(Debug, Clone)]
@@ -168,7 +184,70 @@ impl Router {
         })
     }
 
-    /// Checks a request against the local policy set before it costs a log entry.
+    /// Checks a check command against the local policy set before it costs a log entry; other commands pass.
+    ///
+    /// # Errors
+    ///
+    /// INVALID_ARGUMENT saying what is wrong; UNAVAILABLE if there are no policies yet.
+    pub fn validate_check(&self, command: &Command) -> Result<(), Status> {
+        let Command::Check { descriptors, cost, overrides, .. } = command else { return Ok(()) };
+        let policies = self.policies()?;
+        resolve_check(&policies, Multiplier::ONE, descriptors, (*cost).max(1), overrides)
+            .map(|_| ())
+            .map_err(Status::invalid_argument)
+    }
+
+    /// Runs `command` on the leader: through the local batcher if this node leads, else by calling `forward` on
+    /// the leader's channel. Bounded by the router's deadline.
+    ///
+    /// A request that was itself forwarded (`is_forwarded`) is never forwarded again: if this node no longer
+    /// leads, the caller gets UNAVAILABLE and retries.
+    ///
+    /// # Errors
+    ///
+    /// The status of a failed commit or forward ([`status::from_batch`]), or UNAVAILABLE when no leader answered
+    /// within the deadline.
+    pub async fn execute<T, F, Fut>(
+        &self,
+        command: Command,
+        is_forwarded: bool,
+        forward: F,
+    ) -> Result<Outcome<T>, Status>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = self.deadline();
+        let attempt = async {
+            loop {
+                match self.route().await {
+                    Route::Local => match self.batcher().submit(command.clone()).await {
+                        Ok(outcome) => return Ok(Outcome::Local(outcome)),
+                        Err(BatchError::NotLeader { .. }) if !is_forwarded => tokio::time::sleep(RETRY_PAUSE).await,
+                        Err(error) => return Err(status::from_batch(&error)),
+                    },
+                    Route::Remote { .. } if is_forwarded => {
+                        return Err(Status::unavailable(
+                            "this node is not the leader (the leader just changed); retry",
+                        ));
+                    }
+                    Route::Remote { addr, channel } => match forward(channel).await {
+                        Ok(answer) => return Ok(Outcome::Forwarded(answer)),
+                        // Found by the crash_and_restart_leader simulation: a leader that dies mid-call surfaces as
+                        // UNKNOWN "transport error", which must be retried like UNAVAILABLE, not returned.
+                        Err(status) if status::is_connection_failure(&status) => {
+                            self.forget(&addr);
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                        }
+                        Err(status) => return Err(status),
+                    },
+                }
+            }
+        };
+        tokio::time::timeout(deadline, attempt).await.unwrap_or_else(|_| Err(status::no_leader(deadline)))
+    }
+
+    /// Checks a refund against the local policy set before it costs a log entry.
     ///
     /// # Errors
     ///

@@ -2,9 +2,14 @@
 //!
 //! Bad input is INVALID_ARGUMENT, a full key table RESOURCE_EXHAUSTED, anything a retry (possibly on another node)
 //! can fix is UNAVAILABLE. Messages say what is wrong in words a client developer can act on.
+//!
+//! Envoy's rate limit service knows only two outcomes of an error: bad input, and "the rate limit service is
+//! unavailable", which Envoy's `failure_mode_deny` turns into allow or deny. [`for_envoy`] keeps
+//! INVALID_ARGUMENT and makes everything else UNAVAILABLE.
 
-use tonic::Status;
+use tonic::{Code, Status};
 
+use super::envoy::MappingError;
 use crate::batcher::BatchError;
 use crate::command::CommandOutcome;
 
@@ -42,4 +47,18 @@ pub fn is_connection_failure(status: &Status) -> bool {
     use std::error::Error as _;
     status.code() == tonic::Code::Unavailable
         || status.source().is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
+}
+
+/// The status of an Envoy `RateLimitRequest` that does not map to a check.
+pub fn from_mapping(error: &MappingError) -> Status {
+    Status::invalid_argument(error.to_string())
+}
+
+/// The status Envoy's rate limit service answers instead of `status`: bad input stays INVALID_ARGUMENT, every
+/// other failure (no leader, timeouts, no policy set, a full key table) becomes UNAVAILABLE.
+pub fn for_envoy(status: Status) -> Status {
+    match status.code() {
+        Code::InvalidArgument | Code::Unavailable => status,
+        _ => Status::unavailable(status.message().to_owned()),
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod codec;
 mod flusher;
+pub mod limits;
 pub mod log_store;
 pub mod network;
 pub mod replica;

@@ -2,16 +2,23 @@
 //!
 //! Everything here is a pure function of the log (design.md invariant 1): no clock, no randomness, ordered maps
 //! only. Time comes from each batch entry and is made monotone with `max(previous, entry time)`.
+//!
+//! Checks charge the limits [`resolve_check`] finds: configured policies, and Envoy limit overrides under their
+//! synthetic policy ids ([`LimitOverride`]), which a policy set change leaves in place.
 
 use std::sync::Arc;
 
 use quorate_core::adaptive::{AdaptiveController, AdaptiveState, Aggregation, LoadSignals, Multiplier};
 use quorate_core::policy::{Descriptor, PolicySet, ResolvedLimit};
-use quorate_core::{CoreError, LimiterTable, Nanos, TableConfig, TableSnapshot};
+use quorate_core::{CoreError, LimitDecision, LimiterTable, Nanos, TableConfig, TableSnapshot};
 use serde::{Deserialize, Serialize};
 
+use super::limits::{CheckLimit, resolve_check};
 use super::typ::{LogId, StoredMembership};
-use crate::command::{CheckReply, Command, CommandOutcome, LimitReply, ReportedSignal, Request, Response};
+use crate::command::{
+    CheckReply, Command, CommandOutcome, DescriptorOverride, LimitReply, ReportedSignal, Request, Response,
+};
+use crate::limit_override::LimitOverride;
 use crate::load::cluster_load;
 
 /// Extra keys examined for eviction after each applied batch, on top of the table's per-operation sweep.
@@ -148,48 +155,40 @@ impl Replica {
 
     fn apply_command(&mut self, command: &Command) -> CommandOutcome {
         let Some(policies) = self.policies.clone() else { return CommandOutcome::NoPolicies };
-        // A refund larger than a limit is harmless (a limit never goes below fresh), so only checks are bounded.
-        let (descriptors, cost) = match command {
-            Command::Check { descriptors, cost, .. } => (descriptors, (*cost).max(1)),
-            Command::Refund { descriptors, .. } => (descriptors, 1),
-        };
-        let resolved = match resolve(&policies, descriptors, cost) {
-            Ok(resolved) => resolved,
+        match command {
+            Command::Check { descriptors, cost, peek, overrides } => {
+                self.apply_check(&policies, descriptors, *cost, *peek, overrides)
+            }
+            Command::Refund { descriptors, amount } => self.apply_refund(&policies, descriptors, *amount),
+        }
+    }
+
+    fn apply_check(
+        &mut self,
+        policies: &PolicySet,
+        descriptors: &[Descriptor],
+        cost: u64,
+        peek: bool,
+        overrides: &[DescriptorOverride],
+    ) -> CommandOutcome {
+        let cost = cost.max(1);
+        let planned = match resolve_check(policies, self.controller.multiplier(), descriptors, cost, overrides) {
+            Ok(planned) => planned,
             Err(message) => return CommandOutcome::Invalid(message),
         };
-        let limits = match policies.limit_refs(&resolved, self.controller.multiplier()) {
-            Ok(limits) => limits,
-            Err(e) => return CommandOutcome::Invalid(e.to_string()),
-        };
+        let limits: Vec<_> = planned.iter().map(CheckLimit::limit_ref).collect();
         let now = self.now;
-        let result = match command {
-            Command::Check { cost, peek: false, .. } => self.table.check(now, &limits, (*cost).max(1)),
-            Command::Check { cost, peek: true, .. } => self.table.peek(now, &limits, (*cost).max(1)),
-            Command::Refund { amount, .. } => {
-                return match self.table.refund(now, &limits, (*amount).max(1)) {
-                    Ok(()) => CommandOutcome::Refunded,
-                    Err(e) => CommandOutcome::Invalid(e.to_string()),
-                };
-            }
+        // Without per-descriptor costs every limit is charged `cost`: the table's uniform (and cheaper) path.
+        let result = if overrides.iter().all(|o| o.cost.is_none()) {
+            if peek { self.table.peek(now, &limits, cost) } else { self.table.check(now, &limits, cost) }
+        } else {
+            let costs: Vec<u64> = planned.iter().map(|l| l.cost).collect();
+            if peek { self.table.peek_each(now, &limits, &costs) } else { self.table.check_each(now, &limits, &costs) }
         };
         match result {
             Ok(outcome) => {
                 let overall = outcome.limits.iter().position(|l| l.decision == outcome.decision).unwrap_or_default();
-                let limits = outcome
-                    .limits
-                    .iter()
-                    .zip(&resolved)
-                    .map(|(l, r)| {
-                        let policy = policies.policy(l.policy);
-                        LimitReply {
-                            policy: policy.map(|p| p.name().to_owned()).unwrap_or_default(),
-                            key: r.key.to_string(),
-                            base_limit: l.base_limit,
-                            window: policy.map_or(0, |p| p.limiter().window()),
-                            decision: l.decision,
-                        }
-                    })
-                    .collect();
+                let limits = outcome.limits.iter().zip(&planned).map(|(l, p)| limit_reply(policies, l, p)).collect();
                 CommandOutcome::Checked(CheckReply {
                     allowed: outcome.allowed,
                     overall,
@@ -198,6 +197,22 @@ impl Replica {
                 })
             }
             Err(e @ CoreError::TableFull { .. }) => CommandOutcome::TableFull(e.to_string()),
+            Err(e) => CommandOutcome::Invalid(e.to_string()),
+        }
+    }
+
+    fn apply_refund(&mut self, policies: &PolicySet, descriptors: &[Descriptor], amount: u64) -> CommandOutcome {
+        // A refund larger than a limit is harmless (a limit never goes below fresh), so only checks are bounded.
+        let resolved = match resolve(policies, descriptors, 1) {
+            Ok(resolved) => resolved,
+            Err(message) => return CommandOutcome::Invalid(message),
+        };
+        let limits = match policies.limit_refs(&resolved, Multiplier::ONE) {
+            Ok(limits) => limits,
+            Err(e) => return CommandOutcome::Invalid(e.to_string()),
+        };
+        match self.table.refund(self.now, &limits, amount.max(1)) {
+            Ok(()) => CommandOutcome::Refunded,
             Err(e) => CommandOutcome::Invalid(e.to_string()),
         }
     }
@@ -211,7 +226,10 @@ impl Replica {
         if let Some(old) = &self.policies {
             // Policy ids are positions in name order: carry each surviving policy's keys over to its new id.
             let map: Vec<Option<u32>> = old.policies().map(|(_, p)| next.id_of(p.name())).collect();
-            self.table.remap_policies(|id| map.get(id as usize).copied().flatten());
+            // Envoy limit overrides do not belong to the policy set: their state stays under its ids.
+            self.table.remap_policies(|id| {
+                if LimitOverride::is_override_id(id) { Some(id) } else { map.get(id as usize).copied().flatten() }
+            });
         }
         // The new set's [adaptive] section takes over; the controller keeps its current level and smoothing.
         self.controller.set_config(next.adaptive().clone()).map_err(|e| e.to_string())?;
@@ -221,7 +239,25 @@ impl Replica {
     }
 }
 
-/// Resolves a command's descriptors, refusing costs that no limit could ever allow, with the policy named.
+/// The reply of one limit of a check, named after its policy or override.
+fn limit_reply(policies: &PolicySet, decision: &LimitDecision, planned: &CheckLimit) -> LimitReply {
+    let (policy, window) = match (&planned.limit_override, policies.policy(planned.policy)) {
+        (Some(limit_override), _) => (limit_override.name(), limit_override.unit.length()),
+        (None, Some(policy)) => (policy.name().to_owned(), policy.limiter().window()),
+        (None, None) => (String::new(), 0),
+    };
+    LimitReply {
+        descriptor: planned.descriptor,
+        policy,
+        key: planned.key.clone(),
+        base_limit: decision.base_limit,
+        window,
+        decision: decision.decision,
+    }
+}
+
+/// Resolves a refund's descriptors (checks use [`resolve_check`]), refusing costs that no limit could ever allow,
+/// with the policy named.
 ///
 /// The leader runs this before proposing (so that bad requests never reach the log) and every replica runs it
 /// again at apply time against the policy set at that log position.
@@ -244,7 +280,10 @@ pub fn resolve(policies: &PolicySet, descriptors: &[Descriptor], cost: u64) -> R
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod adaptive_tests {
     use quorate_core::policy::SAMPLE_POLICIES_TOML;
 
     use super::*;
@@ -268,7 +307,10 @@ mod tests {
 
     fn check(time: Nanos, api_key: &str) -> Request {
         let descriptors = vec![Descriptor::new("api_key", api_key)];
-        Request::Batch { time, commands: vec![Command::Check { descriptors, cost: 1, peek: false }] }
+        Request::Batch {
+            time,
+            commands: vec![Command::Check { descriptors, cost: 1, peek: false, overrides: Vec::new() }],
+        }
     }
 
     fn limit_of(response: &Response) -> (u64, u64) {
@@ -295,6 +337,7 @@ mod tests {
                 descriptors: vec![Descriptor::new("ip", "10.0.0.1")],
                 cost: 1,
                 peek: true,
+                overrides: Vec::new(),
             }],
         };
         assert_eq!(limit_of(&replica.apply_request(&ip)), (600, 600));
