@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
-use quorate_proto::v1::{CheckRequest, CheckResponse, Descriptor, StatusRequest, StatusResponse};
+use quorate_proto::v1::{
+    CheckRequest, CheckResponse, Descriptor, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
+};
 use tonic::transport::Channel;
 
 /// Policies used by the cluster tests: small limits over long windows, so a test's whole history is one window.
@@ -322,5 +324,257 @@ pub async fn call(
     match tokio::time::timeout(Duration::from_secs(6), client.check(request)).await {
         Ok(result) => result.map(tonic::Response::into_inner),
         Err(_) => Err(tonic::Status::deadline_exceeded("no answer within 6 s")),
+    }
+}
+
+/// A cluster of `quorate serve` processes, each in its own Linux network namespace, for partition tests.
+///
+/// Every node has two links:
+///
+/// - a *peer* link (`10.213.0.<id>/24`) into a bridge that lives in a namespace of its own. Raft and forwarded
+///   checks use it: nodes listen on all their addresses and advertise the peer address.
+/// - a *client* link: a point-to-point veth to the root namespace (`10.214.<s>.<4·id+2>/30`, the root side
+///   `…<4·id+1>`), where the test process — the client — lives. No namespace has a default route and nothing
+///   forwards between links, so the client link carries only the test's own calls.
+///
+/// [`NetnsCluster::isolate`] sets the node's port on the bridge down: peer traffic then drops silently in both
+/// directions (open TCP connections stall, like in a real partition) while the test still reaches the node over
+/// its client link and sees what it answers without a quorum. [`NetnsCluster::heal`] sets the port up again.
+///
+/// Names carry the test process id (`qns<pid>-<id>`, interfaces of at most 15 characters); leftovers of a crashed
+/// earlier run with the same names are removed before starting, and everything (processes, namespaces, links) is
+/// removed on drop, also when the test panics. Needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and `ip` (iproute2).
+#[derive(Debug)]
+pub struct NetnsCluster {
+    dir: tempfile::TempDir,
+    pid: u32,
+    /// Third octet of the client links' addresses, from the process id so that parallel runs do not collide.
+    subnet: u8,
+    n: u64,
+    nodes: BTreeMap<u64, NodeProcess>,
+}
+
+/// The port every node listens on inside its namespace.
+const NETNS_PORT: u16 = 7101;
+
+/// Runs `ip args…`; the error is the command line and what `ip` said.
+fn run_ip(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `ip {}`: {e}", args.join(" ")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+impl NetnsCluster {
+    /// Creates the namespaces and links and starts `n` nodes (node 1 bootstraps) with [`TEST_POLICIES`], the
+    /// given check deadline (e.g. `"500ms"`), a 50 ms heartbeat and 300-600 ms elections.
+    ///
+    /// # Errors
+    ///
+    /// Only when network namespaces cannot be created here (not root, no CAP_SYS_ADMIN/CAP_NET_ADMIN, no `ip`):
+    /// the message says why, for the test to skip. Any later setup failure panics (after cleaning up).
+    pub fn start(n: u64, check_deadline: &str) -> Result<Self, String> {
+        assert!((1..=9).contains(&n), "NetnsCluster supports 1 to 9 nodes");
+        let pid = std::process::id();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
+        let subnet = 16 + (pid % 224) as u8;
+        let mut cluster = NetnsCluster { dir, pid, subnet, n, nodes: BTreeMap::new() };
+        cluster.cleanup_network();
+        // The one step whose failure means "this machine cannot do namespaces": skip, don't fail.
+        run_ip(&["netns", "add", &cluster.bridge_ns()])
+            .map_err(|e| format!("cannot create a network namespace (needs root and iproute2): {e}"))?;
+        cluster.setup_network().unwrap_or_else(|e| panic!("setting up the namespaces: {e}"));
+        for id in 1..=n {
+            cluster.write_config(id, check_deadline);
+            cluster.spawn(id);
+        }
+        Ok(cluster)
+    }
+
+    fn bridge_ns(&self) -> String {
+        format!("qns{}-br", self.pid)
+    }
+
+    /// The network namespace of node `id`.
+    pub fn namespace(&self, id: u64) -> String {
+        format!("qns{}-{id}", self.pid)
+    }
+
+    /// The node's port on the bridge (in the bridge namespace).
+    fn bridge_port(&self, id: u64) -> String {
+        format!("qpb{}-{id}", self.pid)
+    }
+
+    /// The root namespace's end of the node's client link.
+    fn root_link(&self, id: u64) -> String {
+        format!("qcr{}-{id}", self.pid)
+    }
+
+    fn setup_network(&self) -> Result<(), String> {
+        let pid = self.pid;
+        let br_ns = self.bridge_ns();
+        let bridge = format!("qb{pid}");
+        run_ip(&["-n", &br_ns, "link", "add", &bridge, "type", "bridge"])?;
+        run_ip(&["-n", &br_ns, "link", "set", &bridge, "up"])?;
+        for id in 1..=self.n {
+            let ns = self.namespace(id);
+            run_ip(&["netns", "add", &ns])?;
+            run_ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            // Peer link: node namespace <-> bridge namespace.
+            let (inner, port) = (format!("qp{pid}-{id}"), self.bridge_port(id));
+            run_ip(&["link", "add", &inner, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &br_ns])?;
+            run_ip(&["-n", &br_ns, "link", "set", &port, "master", &bridge])?;
+            run_ip(&["-n", &br_ns, "link", "set", &port, "up"])?;
+            run_ip(&["-n", &ns, "addr", "add", &format!("10.213.0.{id}/24"), "dev", &inner])?;
+            run_ip(&["-n", &ns, "link", "set", &inner, "up"])?;
+            // Client link: node namespace <-> root namespace.
+            let (inner, root) = (format!("qc{pid}-{id}"), self.root_link(id));
+            run_ip(&["link", "add", &root, "type", "veth", "peer", "name", &inner, "netns", &ns])?;
+            let host = 4 * id;
+            run_ip(&["-n", &ns, "addr", "add", &format!("10.214.{}.{}/30", self.subnet, host + 2), "dev", &inner])?;
+            run_ip(&["-n", &ns, "link", "set", &inner, "up"])?;
+            run_ip(&["addr", "add", &format!("10.214.{}.{}/30", self.subnet, host + 1), "dev", &root])?;
+            run_ip(&["link", "set", &root, "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Removes this run's links and namespaces; errors (nothing to remove) are ignored.
+    fn cleanup_network(&self) {
+        for id in 1..=9 {
+            let _ = run_ip(&["link", "del", &self.root_link(id)]);
+        }
+        for id in 1..=9 {
+            let _ = run_ip(&["netns", "del", &self.namespace(id)]);
+        }
+        let _ = run_ip(&["netns", "del", &self.bridge_ns()]);
+    }
+
+    fn write_config(&self, id: u64, check_deadline: &str) {
+        let mut text = format!(
+            "id = {id}\nlisten = \"0.0.0.0:{NETNS_PORT}\"\nadvertise = \"{}\"\ndata_dir = \"node{id}\"\n\
+             bootstrap = {}\npolicies = \"policies.toml\"\n\n[raft]\nheartbeat = \"50ms\"\n\
+             election_timeout_min = \"300ms\"\nelection_timeout_max = \"600ms\"\n\n[limits]\n\
+             check_deadline = \"{check_deadline}\"\n\n[load]\nsample_system = false\n",
+            self.peer_addr(id),
+            id == 1
+        );
+        for peer in (1..=self.n).filter(|&p| p != id) {
+            text.push_str(&format!("\n[[peers]]\nid = {peer}\naddr = \"{}\"\n", self.peer_addr(peer)));
+        }
+        std::fs::write(self.dir.path().join(format!("node{id}.toml")), text).expect("writing a node config");
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let config = self.dir.path().join(format!("node{id}.toml"));
+        let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).expect("a log file");
+        // `ip netns exec` execs the binary, so the child is the node itself and kill() reaches it.
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.namespace(id)])
+            .arg(binary())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning quorate in its namespace");
+        self.nodes.insert(id, NodeProcess { child: Some(child), config });
+    }
+
+    /// `host:port` node `id` advertises to its peers (on the bridge).
+    pub fn peer_addr(&self, id: u64) -> String {
+        format!("10.213.0.{id}:{NETNS_PORT}")
+    }
+
+    /// `http://host:port` of node `id` over its client link (reachable from the test while it is isolated).
+    pub fn endpoint(&self, id: u64) -> String {
+        format!("http://10.214.{}.{}:{NETNS_PORT}", self.subnet, 4 * id + 2)
+    }
+
+    /// Cuts node `id` off from its peers, both directions, silently; the test still reaches it.
+    pub fn isolate(&self, id: u64) {
+        run_ip(&["-n", &self.bridge_ns(), "link", "set", &self.bridge_port(id), "down"]).expect("isolating a node");
+    }
+
+    /// Reconnects node `id` to its peers.
+    pub fn heal(&self, id: u64) {
+        run_ip(&["-n", &self.bridge_ns(), "link", "set", &self.bridge_port(id), "up"]).expect("healing a node");
+    }
+
+    /// The stderr log of node `id`, for failure messages.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{id}.log"))).unwrap_or_default()
+    }
+
+    /// A Check client to node `id` over its client link (lazy: connects on first use).
+    pub fn client(&self, id: u64) -> RateLimiterClient<Channel> {
+        RateLimiterClient::new(channel(&self.endpoint(id)))
+    }
+
+    /// An Admin client to node `id` over its client link.
+    pub fn admin(&self, id: u64) -> AdminClient<Channel> {
+        AdminClient::new(channel(&self.endpoint(id)))
+    }
+
+    /// Status of node `id`, or an error if it does not answer within a second.
+    pub async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
+        let mut admin = self.admin(id);
+        let call = admin.status(StatusRequest {});
+        let status = tokio::time::timeout(Duration::from_secs(1), call).await.context("status timed out")??;
+        Ok(status.into_inner())
+    }
+
+    /// The state digest of node `id`, or an error if it does not answer within two seconds.
+    pub async fn state_digest(&self, id: u64) -> anyhow::Result<StateDigestResponse> {
+        let mut admin = self.admin(id);
+        let call = admin.state_digest(StateDigestRequest {});
+        let digest = tokio::time::timeout(Duration::from_secs(2), call).await.context("digest timed out")??;
+        Ok(digest.into_inner())
+    }
+
+    /// Waits until all nodes agree on a leader and all have the policy set; returns the leader.
+    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<u64> {
+        let start = Instant::now();
+        loop {
+            let mut leaders = Vec::new();
+            for id in 1..=self.n {
+                match self.status(id).await {
+                    Ok(s) if s.leader_id != 0 && s.policy_version >= 1 => leaders.push(s.leader_id),
+                    _ => {}
+                }
+            }
+            if leaders.len() == self.n as usize && leaders.iter().all(|&l| l == leaders[0]) {
+                return Ok(leaders[0]);
+            }
+            if start.elapsed() > within {
+                bail!("cluster not ready after {within:?}; node 1 log:\n{}", self.log(1));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for NetnsCluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.cleanup_network();
     }
 }

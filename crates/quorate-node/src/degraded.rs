@@ -11,6 +11,13 @@
 //!   window, so the cluster never admits more than `limit × (1 + (N-1)/N)` per window (4/3 of the limit for
 //!   N = 3); with no quorum anywhere, at most `limit` in total.
 //!
+//! The `local` bound holds only if the nodes on the quorum side do not spend local shares too. They lose their
+//! leader as well when the old leader is cut off, and answer degraded until they elect a new one. So a node spends
+//! its local share only once it has been without a working leader for a grace period (twice the maximum election
+//! timeout by default): the quorum side elects within it and denies meanwhile, a node cut off for good goes local
+//! after it. (Found by the network-namespace partition test: without the grace, the followers of an isolated
+//! leader admitted their shares during the election, up to limit × 2 in all.)
+//!
 //! A request with several limits is denied if any of them is `deny`; `local` limits are checked atomically
 //! together; `allow` limits pass. Every degraded response says `degraded: true`.
 
@@ -39,7 +46,8 @@ impl DegradedLimiter {
         DegradedLimiter { table: Mutex::new(LimiterTable::new(config)) }
     }
 
-    /// Decides a check without the cluster, following each policy's `on_no_quorum`.
+    /// Decides a check without the cluster, following each policy's `on_no_quorum`; `local` limits are denied
+    /// unless `local_allowed` (the node has been without a working leader for the grace period).
     ///
     /// # Errors
     ///
@@ -54,6 +62,7 @@ impl DegradedLimiter {
         cost: u64,
         peek: bool,
         now: Nanos,
+        local_allowed: bool,
     ) -> Result<CheckResponse, Status> {
         let resolved = resolve(policies, descriptors, cost).map_err(Status::invalid_argument)?;
         let voters = voters.max(1);
@@ -74,7 +83,12 @@ impl DegradedLimiter {
                 retry_after_ns: decision.retry_after,
                 window_ns: policy.limiter().window(),
             };
-            match policy.on_no_quorum() {
+            // Inside the grace period a `local` limit is denied like a `deny` one (see the module docs).
+            let mode = match policy.on_no_quorum() {
+                NoQuorumMode::Local if !local_allowed => NoQuorumMode::Deny,
+                mode => mode,
+            };
+            match mode {
                 NoQuorumMode::Deny => {
                     let decision = Decision {
                         allowed: false,
@@ -171,7 +185,7 @@ mod tests {
     #[test]
     fn deny_mode_fails_closed() {
         let limiter = DegradedLimiter::new(TableConfig::default());
-        let r = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("default"), 1, false, T0).unwrap();
+        let r = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("default"), 1, false, T0, true).unwrap();
         assert!(!r.allowed && r.degraded);
         assert_eq!(r.overall.unwrap().retry_after_ns, DENY_RETRY_AFTER);
     }
@@ -180,7 +194,8 @@ mod tests {
     fn allow_mode_fails_open() {
         let limiter = DegradedLimiter::new(TableConfig::default());
         for _ in 0..100 {
-            let r = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("courtesy"), 1, false, T0).unwrap();
+            let r =
+                limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("courtesy"), 1, false, T0, true).unwrap();
             assert!(r.allowed && r.degraded);
         }
     }
@@ -190,10 +205,22 @@ mod tests {
         let limiter = DegradedLimiter::new(TableConfig::default());
         let allowed = (0..30)
             .filter(|_| {
-                limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("shared"), 1, false, T0).unwrap().allowed
+                limiter
+                    .decide(&policies(), Multiplier::ONE, 3, &descriptor("shared"), 1, false, T0, true)
+                    .unwrap()
+                    .allowed
             })
             .count();
         assert_eq!(allowed, 10);
+    }
+
+    #[test]
+    fn local_mode_denies_within_the_grace_period() {
+        let limiter = DegradedLimiter::new(TableConfig::default());
+        let r = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("shared"), 1, false, T0, false).unwrap();
+        assert!(!r.allowed && r.degraded);
+        let after = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("shared"), 1, true, T0, true).unwrap();
+        assert_eq!(after.overall.unwrap().remaining, 10, "nothing was spent while denied");
     }
 
     #[test]
@@ -204,9 +231,9 @@ mod tests {
             Descriptor::new("ip", "1.2.3.4").with_policy("default"),
         ];
         for _ in 0..20 {
-            assert!(!limiter.decide(&policies(), Multiplier::ONE, 3, &both, 1, false, T0).unwrap().allowed);
+            assert!(!limiter.decide(&policies(), Multiplier::ONE, 3, &both, 1, false, T0, true).unwrap().allowed);
         }
-        let alone = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("shared"), 1, true, T0).unwrap();
+        let alone = limiter.decide(&policies(), Multiplier::ONE, 3, &descriptor("shared"), 1, true, T0, true).unwrap();
         assert_eq!(alone.overall.unwrap().remaining, 10);
     }
 }

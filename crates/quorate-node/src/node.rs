@@ -119,6 +119,8 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         load: load.clone(),
         clock: clock.clone(),
         transport: config.transport,
+        // Twice the longest election: the quorum side of a split has a new leader by then (crate::degraded).
+        local_grace: config.election_timeout.1 * 2,
     });
     let sampler = match config.sample_system {
         true => tokio::spawn(load::run_sampler(config.id, router.clone(), load.clone(), clock.clone())),

@@ -76,6 +76,8 @@ pub struct RouterParts {
     pub clock: Arc<dyn Clock>,
     /// The network leaders are reached over.
     pub transport: Transport,
+    /// How long without a working leader before `local` policies spend this node's share.
+    pub local_grace: Duration,
 }
 
 impl std::fmt::Debug for RouterParts {
@@ -101,12 +103,14 @@ struct Inner {
     clock: Arc<dyn Clock>,
     degraded: DegradedLimiter,
     transport: Transport,
+    local_grace: Duration,
+    leaderless_since: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Router {
     /// Creates the router of node `id`.
     pub fn new(parts: RouterParts) -> Self {
-        let RouterParts { id, raft, batcher, state_machine, deadline, load, clock, transport } = parts;
+        let RouterParts { id, raft, batcher, state_machine, deadline, load, clock, transport, local_grace } = parts;
         let channels = Mutex::new(BTreeMap::new());
         let degraded = DegradedLimiter::new(TableConfig::default());
         Router {
@@ -121,6 +125,8 @@ impl Router {
                 clock,
                 degraded,
                 transport,
+                local_grace,
+                leaderless_since: Mutex::new(None),
             }),
         }
     }
@@ -135,7 +141,37 @@ impl Router {
         let multiplier = self.inner.state_machine.replica().multiplier();
         let voters = self.inner.raft.metrics().borrow().membership_config.membership().voter_ids().count() as u64;
         let now = self.inner.clock.now();
-        self.inner.degraded.decide(&policies, multiplier, voters, descriptors, cost, peek, now)
+        let local_allowed = self.leaderless_for_grace();
+        self.inner.degraded.decide(&policies, multiplier, voters, descriptors, cost, peek, now, local_allowed)
+    }
+
+    /// Whether this node has been without a working leader for the whole local grace period (see
+    /// [`crate::degraded`]): no leader known, or this node leads but no quorum has acknowledged it lately.
+    fn leaderless_for_grace(&self) -> bool {
+        let grace = self.inner.local_grace;
+        let healthy = {
+            let metrics = self.inner.raft.metrics();
+            let metrics = metrics.borrow();
+            match metrics.current_leader {
+                Some(id) if id == self.inner.id => {
+                    metrics.millis_since_quorum_ack.is_some_and(|ms| u128::from(ms) * 2 < grace.as_millis())
+                }
+                Some(_) => true,
+                None => false,
+            }
+        };
+        let mut since = self.inner.leaderless_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if healthy {
+            *since = None;
+            return false;
+        }
+        let started = *since.get_or_insert_with(tokio::time::Instant::now);
+        started.elapsed() >= grace
+    }
+
+    /// Records that a strict decision went through: the node has a working leader.
+    fn note_strict_success(&self) {
+        *self.inner.leaderless_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
     /// The load signals collected on this node.
@@ -222,7 +258,10 @@ impl Router {
             loop {
                 match self.route().await {
                     Route::Local => match self.batcher().submit(command.clone()).await {
-                        Ok(outcome) => return Ok(Outcome::Local(outcome)),
+                        Ok(outcome) => {
+                            self.note_strict_success();
+                            return Ok(Outcome::Local(outcome));
+                        }
                         Err(BatchError::NotLeader { .. }) if !is_forwarded => tokio::time::sleep(RETRY_PAUSE).await,
                         Err(error) => return Err(status::from_batch(&error)),
                     },
@@ -232,7 +271,10 @@ impl Router {
                         ));
                     }
                     Route::Remote { addr, channel } => match forward(channel).await {
-                        Ok(answer) => return Ok(Outcome::Forwarded(answer)),
+                        Ok(answer) => {
+                            self.note_strict_success();
+                            return Ok(Outcome::Forwarded(answer));
+                        }
                         // Found by the crash_and_restart_leader simulation: a leader that dies mid-call surfaces as
                         // UNKNOWN "transport error", which must be retried like UNAVAILABLE, not returned.
                         Err(status) if status::is_connection_failure(&status) => {
