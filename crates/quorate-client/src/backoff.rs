@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! # struct Response { status: http::StatusCode, headers: http::HeaderMap }
-//! # async fn send() -> Response { unimplemented!() }
+//! # async fn send() -> Response { Response { status: http::StatusCode::OK, headers: http::HeaderMap::new() } }
 //! use quorate_client::backoff::Backoff;
 //!
 //! # async fn example() {
