@@ -5,6 +5,9 @@
 //! thread and returns at once; the thread flushes sled (which makes everything written so far durable) and then
 //! reports every queued append flushed, in order. Acks still come only after the fsync, so a node never counts
 //! towards a commit quorum with entries it could lose in a crash.
+//!
+//! The same thread deletes purged log entries: openraft also awaits `purge` in its core loop, and deleting tens
+//! of thousands of keys there stalled every check for up to 0.4 s (measured at 64 callers).
 
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -24,8 +27,16 @@ pub(crate) struct Flusher {
 
 #[derive(Debug)]
 struct Inner {
-    queue: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    queue: Option<mpsc::Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
+}
+
+/// Work for the flusher thread.
+enum Job {
+    /// Report this append flushed after the next fsync.
+    Ack(LogFlushed<TypeConfig>),
+    /// Delete every entry of `logs` up to and including key `upto` (not flushed: see `SledLogStore::purge`).
+    Purge { logs: sled::Tree, upto: [u8; 8] },
 }
 
 impl Flusher {
@@ -38,10 +49,16 @@ impl Flusher {
 
     /// Queues `callback` to be completed after the next fsync; gives it back if the thread is gone.
     pub(crate) fn submit(&self, callback: LogFlushed<TypeConfig>) -> Result<(), LogFlushed<TypeConfig>> {
-        match &self.inner.queue {
-            Some(queue) => queue.send(callback).map_err(|returned| returned.0),
-            None => Err(callback),
-        }
+        let Some(queue) = &self.inner.queue else { return Err(callback) };
+        queue.send(Job::Ack(callback)).map_err(|returned| match returned.0 {
+            Job::Ack(callback) => callback,
+            Job::Purge { .. } => unreachable!("an Ack was sent"),
+        })
+    }
+
+    /// Queues the deletion of `logs` entries up to key `upto`; returns false if the thread is gone.
+    pub(crate) fn purge(&self, logs: sled::Tree, upto: [u8; 8]) -> bool {
+        self.inner.queue.as_ref().is_some_and(|queue| queue.send(Job::Purge { logs, upto }).is_ok())
     }
 }
 
@@ -55,17 +72,31 @@ impl Drop for Inner {
     }
 }
 
-fn run(db: &sled::Db, pending: &mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn run(db: &sled::Db, pending: &mpsc::Receiver<Job>) {
     while let Ok(first) = pending.recv() {
-        let mut callbacks = vec![first];
-        callbacks.extend(pending.try_iter());
-        let flushed = db.flush();
-        for callback in callbacks {
-            let result = match &flushed {
-                Ok(_) => Ok(()),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            };
-            callback.log_io_completed(result);
+        let mut callbacks = Vec::new();
+        let mut purges = Vec::new();
+        for job in std::iter::once(first).chain(pending.try_iter()) {
+            match job {
+                Job::Ack(callback) => callbacks.push(callback),
+                Job::Purge { logs, upto } => purges.push((logs, upto)),
+            }
+        }
+        if !callbacks.is_empty() {
+            let flushed = db.flush();
+            for callback in callbacks {
+                let result = match &flushed {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                callback.log_io_completed(result);
+            }
+        }
+        for (logs, upto) in purges {
+            if let Err(error) = super::log_store::remove_range(&logs, ..=upto) {
+                // Harmless: leftovers sit at or below last_purged and the next purge removes them.
+                tracing::warn!(%error, "could not delete purged log entries");
+            }
         }
     }
 }

@@ -128,7 +128,7 @@ fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StorageError> {
 }
 
 /// Deletes the entries whose keys are in `range`, in one atomic batch.
-fn remove_range(logs: &sled::Tree, range: impl RangeBounds<[u8; 8]>) -> sled::Result<()> {
+pub(super) fn remove_range(logs: &sled::Tree, range: impl RangeBounds<[u8; 8]>) -> sled::Result<()> {
     let mut batch = sled::Batch::default();
     for k in logs.range(range).keys() {
         batch.remove(k?);
@@ -323,10 +323,16 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         self.put_meta::<meta::LastPurged>(&log_id)?;
         self.flush(meta::LastPurged::SUBJECT).await?;
 
-        // Thousands of keys: delete them off the async threads. Not flushed, and a crash midway (or before sled
-        // writes it out) is harmless: the leftovers are at or below last_purged, which openraft ignores and
-        // `get_log_state` reports past, and the next purge removes them as it starts from the first key.
+        // Thousands of keys: delete them on the flusher thread, without making openraft wait (it awaits purge in
+        // its core loop). Not flushed, and a crash midway (or before sled writes it out) is harmless: the leftovers
+        // are at or below last_purged, which openraft ignores and `get_log_state` reports past, and the next purge
+        // removes them as it starts from the first key.
         let logs = self.logs.clone();
+        if let Some(flusher) = &self.flusher
+            && flusher.purge(logs.clone(), key(log_id.index))
+        {
+            return Ok(());
+        }
         blocking(self.io, move || remove_range(&logs, ..=key(log_id.index)))
             .await
             .map_err(io_err(ErrorSubject::Logs, ErrorVerb::Delete))?

@@ -107,7 +107,16 @@ async fn purge_persists_last_purged_before_deleting() -> anyhow::Result<()> {
         store.get_log_state().await?,
         LogState { last_purged_log_id: Some(log_id(1, 12)), last_log_id: Some(log_id(1, 12)) }
     );
-    assert_eq!(store.try_get_log_entries(..).await?, []);
+    wait_until_empty(&mut store).await
+}
+
+/// Waits (against a deadline) until the log is empty: purge deletes on the flusher thread, after it returned.
+async fn wait_until_empty(store: &mut SledLogStore) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !store.try_get_log_entries(..).await?.is_empty() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "purged entries were never deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     Ok(())
 }
 
@@ -129,8 +138,7 @@ async fn crash_between_purge_steps_is_harmless() -> anyhow::Result<()> {
     );
     // The next purge starts from the first key, so the leftovers go too.
     store.purge(log_id(1, 6)).await?;
-    assert_eq!(store.try_get_log_entries(..).await?, []);
-    Ok(())
+    wait_until_empty(&mut store).await
 }
 
 #[tokio::test]
