@@ -81,7 +81,7 @@ impl RateLimiter for RateLimiterService {
             let wire = wire.clone();
             async move { RateLimiterClient::new(channel).check(forwarded(wire)).await.map(Response::into_inner) }
         };
-        match self.router.execute(command.clone(), was_forwarded, forward).await {
+        match self.router.execute(&command, was_forwarded, forward).await {
             Ok(Outcome::Forwarded(response)) => Ok(Response::new(response)),
             Ok(Outcome::Local(CommandOutcome::Checked(reply))) => Ok(Response::new(check_response(&reply))),
             Ok(Outcome::Local(other)) => Err(status::from_outcome(&other)),
@@ -134,7 +134,7 @@ impl RateLimiter for RateLimiterService {
             let wire = wire.clone();
             async move { RateLimiterClient::new(channel).refund(forwarded(wire)).await.map(Response::into_inner) }
         };
-        match self.router.execute(command, was_forwarded, forward).await? {
+        match self.router.execute(&command, was_forwarded, forward).await? {
             Outcome::Forwarded(response) => Ok(Response::new(response)),
             Outcome::Local(CommandOutcome::Refunded) => Ok(Response::new(RefundResponse {})),
             Outcome::Local(other) => Err(status::from_outcome(&other)),

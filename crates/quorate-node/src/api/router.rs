@@ -245,7 +245,7 @@ impl Router {
     /// within the deadline.
     pub async fn execute<T, F, Fut>(
         &self,
-        command: Command,
+        command: &Command,
         is_forwarded: bool,
         forward: F,
     ) -> Result<Outcome<T>, Status>

@@ -39,7 +39,7 @@ impl EnvoyRateLimitService {
                 RateLimitServiceClient::new(channel).should_rate_limit(forwarded(wire)).await.map(Response::into_inner)
             }
         };
-        let mut answer = match self.router.execute(command, was_forwarded, forward).await? {
+        let mut answer = match self.router.execute(&command, was_forwarded, forward).await? {
             Outcome::Forwarded(answer) => answer,
             Outcome::Local(CommandOutcome::Checked(reply)) => response(&reply, wire.descriptors.len()),
             Outcome::Local(other) => return Err(status::from_outcome(&other)),
