@@ -224,43 +224,67 @@ impl Cluster {
             .expect("spawning quorate");
         self.nodes.insert(id, NodeProcess { child: Some(child), config });
     }
+}
+
+/// What the tests need of any cluster, whichever way its processes run: endpoints, logs and status calls.
+// Test harness only: its futures are awaited in place, so they need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Nodes {
+    /// The node ids the readiness checks cover (the running ones).
+    fn node_ids(&self) -> Vec<u64>;
+
+    /// `http://host:port` where the test reaches node `id`.
+    fn endpoint(&self, id: u64) -> String;
+
+    /// The folder holding `node<id>.log`.
+    fn log_dir(&self) -> &Path;
 
     /// The stderr log of node `id`, for failure messages.
-    pub fn log(&self, id: u64) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("node{id}.log"))).unwrap_or_default()
+    fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_dir().join(format!("node{id}.log"))).unwrap_or_default()
     }
 
     /// A Check client to node `id` (lazy: connects on first use).
-    pub fn client(&self, id: u64) -> RateLimiterClient<Channel> {
+    fn client(&self, id: u64) -> RateLimiterClient<Channel> {
         RateLimiterClient::new(channel(&self.endpoint(id)))
     }
 
     /// An Admin client to node `id`.
-    pub fn admin(&self, id: u64) -> AdminClient<Channel> {
+    fn admin(&self, id: u64) -> AdminClient<Channel> {
         AdminClient::new(channel(&self.endpoint(id)))
     }
 
     /// Status of node `id`, or an error if it does not answer within a second.
-    pub async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
+    async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
         let mut admin = self.admin(id);
         let call = admin.status(StatusRequest {});
         let status = tokio::time::timeout(Duration::from_secs(1), call).await.context("status timed out")??;
         Ok(status.into_inner())
     }
 
-    /// Waits until the running nodes agree on a leader and all have the policy set; returns the leader.
-    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<u64> {
+    /// The state digest of node `id`, or an error if it does not answer within two seconds.
+    async fn state_digest(&self, id: u64) -> anyhow::Result<StateDigestResponse> {
+        let mut admin = self.admin(id);
+        let call = admin.state_digest(StateDigestRequest {});
+        let digest = tokio::time::timeout(Duration::from_secs(2), call).await.context("digest timed out")??;
+        Ok(digest.into_inner())
+    }
+
+    /// Waits until every node of [`Nodes::node_ids`] agrees on a leader and has the policy set; returns the leader.
+    async fn wait_ready(&self, within: Duration) -> anyhow::Result<u64> {
         let start = Instant::now();
         loop {
+            let ids = self.node_ids();
             let mut leaders = Vec::new();
-            let mut ready = true;
-            for id in self.running() {
-                match self.status(id).await {
-                    Ok(s) if s.leader_id != 0 && s.policy_version >= 1 => leaders.push(s.leader_id),
-                    _ => ready = false,
+            for &id in &ids {
+                if let Ok(s) = self.status(id).await
+                    && s.leader_id != 0
+                    && s.policy_version >= 1
+                {
+                    leaders.push(s.leader_id);
                 }
             }
-            if ready && !leaders.is_empty() && leaders.iter().all(|&l| l == leaders[0]) {
+            if !ids.is_empty() && leaders.len() == ids.len() && leaders.iter().all(|&l| l == leaders[0]) {
                 return Ok(leaders[0]);
             }
             if start.elapsed() > within {
@@ -271,7 +295,7 @@ impl Cluster {
     }
 
     /// Waits until node `id` has applied at least `index`.
-    pub async fn wait_applied(&self, id: u64, index: u64, within: Duration) -> anyhow::Result<StatusResponse> {
+    async fn wait_applied(&self, id: u64, index: u64, within: Duration) -> anyhow::Result<StatusResponse> {
         let start = Instant::now();
         loop {
             if let Ok(status) = self.status(id).await
@@ -284,6 +308,34 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+impl Nodes for Cluster {
+    fn node_ids(&self) -> Vec<u64> {
+        self.running()
+    }
+
+    fn endpoint(&self, id: u64) -> String {
+        Cluster::endpoint(self, id)
+    }
+
+    fn log_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Nodes for NetnsCluster {
+    fn node_ids(&self) -> Vec<u64> {
+        (1..=self.n).collect()
+    }
+
+    fn endpoint(&self, id: u64) -> String {
+        NetnsCluster::endpoint(self, id)
+    }
+
+    fn log_dir(&self) -> &Path {
+        self.dir.path()
     }
 }
 
@@ -512,58 +564,6 @@ impl NetnsCluster {
     /// Reconnects node `id` to its peers.
     pub fn heal(&self, id: u64) {
         run_ip(&["-n", &self.bridge_ns(), "link", "set", &self.bridge_port(id), "up"]).expect("healing a node");
-    }
-
-    /// The stderr log of node `id`, for failure messages.
-    pub fn log(&self, id: u64) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("node{id}.log"))).unwrap_or_default()
-    }
-
-    /// A Check client to node `id` over its client link (lazy: connects on first use).
-    pub fn client(&self, id: u64) -> RateLimiterClient<Channel> {
-        RateLimiterClient::new(channel(&self.endpoint(id)))
-    }
-
-    /// An Admin client to node `id` over its client link.
-    pub fn admin(&self, id: u64) -> AdminClient<Channel> {
-        AdminClient::new(channel(&self.endpoint(id)))
-    }
-
-    /// Status of node `id`, or an error if it does not answer within a second.
-    pub async fn status(&self, id: u64) -> anyhow::Result<StatusResponse> {
-        let mut admin = self.admin(id);
-        let call = admin.status(StatusRequest {});
-        let status = tokio::time::timeout(Duration::from_secs(1), call).await.context("status timed out")??;
-        Ok(status.into_inner())
-    }
-
-    /// The state digest of node `id`, or an error if it does not answer within two seconds.
-    pub async fn state_digest(&self, id: u64) -> anyhow::Result<StateDigestResponse> {
-        let mut admin = self.admin(id);
-        let call = admin.state_digest(StateDigestRequest {});
-        let digest = tokio::time::timeout(Duration::from_secs(2), call).await.context("digest timed out")??;
-        Ok(digest.into_inner())
-    }
-
-    /// Waits until all nodes agree on a leader and all have the policy set; returns the leader.
-    pub async fn wait_ready(&self, within: Duration) -> anyhow::Result<u64> {
-        let start = Instant::now();
-        loop {
-            let mut leaders = Vec::new();
-            for id in 1..=self.n {
-                match self.status(id).await {
-                    Ok(s) if s.leader_id != 0 && s.policy_version >= 1 => leaders.push(s.leader_id),
-                    _ => {}
-                }
-            }
-            if leaders.len() == self.n as usize && leaders.iter().all(|&l| l == leaders[0]) {
-                return Ok(leaders[0]);
-            }
-            if start.elapsed() > within {
-                bail!("cluster not ready after {within:?}; node 1 log:\n{}", self.log(1));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 }
 

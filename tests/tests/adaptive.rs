@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use quorate_proto::v1::{CheckRequest, Descriptor, ReportLoadRequest};
-use quorate_tests::{Cluster, call};
+use quorate_tests::{Cluster, Nodes, call};
 
 const READY: Duration = Duration::from_secs(20);
 

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use quorate_proto::v1::{AddLearnerRequest, ChangeMembershipRequest};
-use quorate_tests::{Cluster, call, check};
+use quorate_tests::{Cluster, Nodes, call, check};
 use tonic::Code;
 
 const READY: Duration = Duration::from_secs(20);

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use quorate_tests::{Cluster, call, check};
+use quorate_tests::{Cluster, Nodes, call, check};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survivor_without_quorum_follows_each_policys_mode() {

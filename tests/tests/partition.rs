@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use quorate_proto::v1::CheckRequest;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
-use quorate_tests::{NetnsCluster, check};
+use quorate_tests::{NetnsCluster, Nodes, check};
 use tonic::Code;
 use tonic::transport::Channel;
 
