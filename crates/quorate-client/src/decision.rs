@@ -131,6 +131,13 @@ impl Decision {
     }
 }
 
+impl From<&pb::CheckResponse> for Decision {
+    /// Converts a raw `Check` response, for callers that use the generated gRPC client directly.
+    fn from(response: &pb::CheckResponse) -> Decision {
+        Decision::from_wire(response)
+    }
+}
+
 /// The limit to report: a denying one with the longest wait, else the one with the fewest units left.
 fn most_restrictive(limits: &[LimitDecision]) -> Option<&LimitDecision> {
     let denied = limits.iter().filter(|l| !l.allowed).max_by_key(|l| l.retry_after);

@@ -62,6 +62,7 @@ mod fallback;
 mod routing;
 
 pub mod backoff;
+pub mod headers;
 pub mod middleware;
 
 pub use client::Client;

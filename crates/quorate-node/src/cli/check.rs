@@ -9,6 +9,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use quorate_client::Decision;
+use quorate_client::headers::rate_limit_headers;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
 use quorate_proto::v1::{CheckRequest, CheckResponse, Descriptor, LimitStatus};
 use serde_json::{Value, json};
@@ -143,56 +145,6 @@ fn secs3(ns: u64) -> String {
     format!("{:.3}s", ns as f64 / NANOS_PER_SEC as f64)
 }
 
-/// Converts nanoseconds to whole seconds, rounding up: a client told to wait less than needed retries too early.
-fn secs_ceil(ns: u64) -> u64 {
-    ns.div_ceil(NANOS_PER_SEC)
-}
-
-/// Encodes a policy name as a structured-field string (RFC 8941 §3.3.3): `\` and `"` escaped, and characters an
-/// sf-string cannot carry (control and non-ASCII) replaced by `?`.
-fn sf_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => out.push('?'),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Returns the `RateLimit-Policy` value (draft-ietf-httpapi-ratelimit-headers-10) for a limit: quota and window.
-fn ratelimit_policy_value(s: &LimitStatus) -> String {
-    format!("{};q={};w={}", sf_string(&s.policy), s.limit, secs_ceil(s.window_ns))
-}
-
-/// Returns the `RateLimit` value (draft-10) for a limit: remaining quota and seconds until it is full again.
-fn ratelimit_value(s: &LimitStatus) -> String {
-    format!("{};r={};t={}", sf_string(&s.policy), s.remaining, secs_ceil(s.reset_after_ns))
-}
-
-/// Returns the headers an API server sends for a decision on its most restrictive limit, in sending order.
-fn response_headers(allowed: bool, overall: &LimitStatus) -> Vec<(&'static str, String)> {
-    let mut headers = vec![
-        ("X-RateLimit-Limit", overall.limit.to_string()),
-        ("X-RateLimit-Remaining", overall.remaining.to_string()),
-        ("X-RateLimit-Reset", secs_ceil(overall.reset_after_ns).to_string()),
-        ("RateLimit-Policy", ratelimit_policy_value(overall)),
-        ("RateLimit", ratelimit_value(overall)),
-    ];
-    if !allowed {
-        // A denial with "Retry-After: 0" would invite an immediate retry that is denied again.
-        headers.push(("Retry-After", secs_ceil(overall.retry_after_ns).max(1).to_string()));
-    }
-    headers
-}
-
 /// Formats one limit's line: policy, key, limit (and base limit if adaptive tightening changed it), remaining,
 /// reset and retry-after.
 fn format_limit(s: &LimitStatus) -> String {
@@ -238,7 +190,7 @@ fn format_decision(r: &CheckResponse) -> String {
     if !r.allowed {
         let _ = writeln!(out, "  HTTP/1.1 429 Too Many Requests");
     }
-    for (name, value) in response_headers(r.allowed, overall) {
+    for (name, value) in rate_limit_headers(&Decision::from(r)) {
         let _ = writeln!(out, "  {name}: {value}");
     }
     out
@@ -310,33 +262,6 @@ mod tests {
         assert_eq!(request.cost, 1);
         assert!(request.peek);
         assert!(build_request(&args(&["api_key=agent_42"], &["ip=strict"])).is_err());
-    }
-
-    #[test]
-    fn allowed_decision_sends_limit_headers_without_retry_after() {
-        let s = status("free", 100, 99, 600_000_001, 0);
-        let headers = response_headers(true, &s);
-        let expected = [
-            ("X-RateLimit-Limit", "100"),
-            ("X-RateLimit-Remaining", "99"),
-            ("X-RateLimit-Reset", "1"),
-            ("RateLimit-Policy", "\"free\";q=100;w=60"),
-            ("RateLimit", "\"free\";r=99;t=1"),
-        ];
-        assert_eq!(headers, expected.map(|(n, v)| (n, v.to_owned())));
-    }
-
-    #[test]
-    fn denied_decision_adds_retry_after_rounded_up() {
-        let s = status("free", 100, 0, 59_000_000_000, 1_200_000_000);
-        let headers = response_headers(false, &s);
-        assert_eq!(headers.last().unwrap(), &("Retry-After", "2".to_owned()));
-        assert_eq!(response_headers(false, &status("free", 1, 0, 0, 0)).last().unwrap().1, "1");
-    }
-
-    #[test]
-    fn policy_names_are_escaped_as_structured_field_strings() {
-        assert_eq!(ratelimit_value(&status("a\"b\\c é", 5, 4, 0, 0)), "\"a\\\"b\\\\c ?\";r=4;t=0");
     }
 
     #[test]
