@@ -89,7 +89,6 @@ relax_after = "1s"
 #[derive(Debug)]
 struct NodeProcess {
     child: Option<Child>,
-    config: PathBuf,
 }
 
 /// A cluster of `quorate serve` processes.
@@ -160,7 +159,12 @@ impl Cluster {
 
     fn spawn(&mut self, id: u64) {
         let config = self.dir.path().join(format!("node{id}.toml"));
-        let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).expect("a log file");
+        // Appended to, so a restarted node's log follows its earlier life in the same file.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{id}.log")))
+            .expect("a log file");
         let child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(&config)
@@ -168,7 +172,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("spawning quorate");
-        self.nodes.insert(id, NodeProcess { child: Some(child), config });
+        self.nodes.insert(id, NodeProcess { child: Some(child) });
     }
 
     /// Adds node `id` (not yet a member) on a fresh port and starts it.
@@ -210,19 +214,7 @@ impl Cluster {
 
     /// Starts node `id` again on its data directory.
     pub fn restart(&mut self, id: u64) {
-        let config = self.nodes[&id].config.clone();
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.path().join(format!("node{id}.log")))
-            .expect("the log file");
-        let child = Command::new(binary())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawning quorate");
-        self.nodes.insert(id, NodeProcess { child: Some(child), config });
+        self.spawn(id);
     }
 }
 
@@ -531,7 +523,12 @@ impl NetnsCluster {
 
     fn spawn(&mut self, id: u64) {
         let config = self.dir.path().join(format!("node{id}.toml"));
-        let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).expect("a log file");
+        // Appended to, so a restarted node's log follows its earlier life in the same file.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{id}.log")))
+            .expect("a log file");
         // `ip netns exec` execs the binary, so the child is the node itself and kill() reaches it.
         let child = Command::new("ip")
             .args(["netns", "exec", &self.namespace(id)])
@@ -543,7 +540,7 @@ impl NetnsCluster {
             .stderr(log)
             .spawn()
             .expect("spawning quorate in its namespace");
-        self.nodes.insert(id, NodeProcess { child: Some(child), config });
+        self.nodes.insert(id, NodeProcess { child: Some(child) });
     }
 
     /// `host:port` node `id` advertises to its peers (on the bridge).
