@@ -1,12 +1,13 @@
 //! Errors returned by quorate-core: bad parameters, impossible requests and a full key table.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Error returned by limiter operations and by policy validation.
 ///
 /// Every variant names the value that is wrong, so that the node can turn it into a gRPC status whose message
-/// tells the caller what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// tells the caller what to fix. Serializable, so that a node can hand it to the peer that asked.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum CoreError {
     /// Returned when a request's cost is zero: every request must count for at least one unit.

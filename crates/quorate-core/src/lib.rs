@@ -10,7 +10,8 @@
 //! - [`Decision`] is what one limit answers: allowed, limit, remaining, reset_after, retry_after.
 //! - [`LimiterTable`] keeps state per (policy, key): atomic multi-limit checks, peek, refund, eviction of idle
 //!   keys, a key cap, and snapshots.
-//! - [`policy`] names policies and the rules that map request descriptors to them.
+//! - [`policy`] names policies and the rules that map request descriptors to them; [`plan`] resolves a
+//!   validated request against them, once, into the limits it charges.
 //! - [`adaptive`] turns cluster load into a limit multiplier with hysteresis.
 //!
 //! # Example
@@ -43,6 +44,7 @@ mod error;
 mod fixed_window;
 mod gcra;
 mod limiter;
+pub mod plan;
 pub mod policy;
 mod sliding_window;
 mod table;

@@ -110,6 +110,32 @@ impl LoadSignals {
         }
     }
 
+    /// The load of a cluster in ppm: signals named `kind@node` (each node's own samples, e.g. `cpu@node1`) are
+    /// combined per kind across nodes with `aggregation`, every other signal counts on its own, and the highest of
+    /// those is the cluster load; 0 when no signal is live.
+    ///
+    /// Grouping by kind first keeps `Aggregation::Mean` meaningful: three nodes' CPU readings average into one CPU
+    /// figure instead of diluting an LLM latency signal reported once.
+    pub fn cluster_load(&self, now: Nanos, aggregation: Aggregation) -> u32 {
+        let mut groups: BTreeMap<&str, (u32, u64, u64)> = BTreeMap::new();
+        for (name, signal) in self.live(now) {
+            let kind = name.split_once('@').map_or(name, |(kind, _)| kind);
+            let (max, sum, count) = groups.entry(kind).or_default();
+            *max = (*max).max(signal.value_ppm);
+            *sum += u64::from(signal.value_ppm);
+            *count += 1;
+        }
+        groups
+            .values()
+            .map(|&(max, sum, count)| match aggregation {
+                Aggregation::Max => max,
+                // The mean of values <= PPM is <= PPM, so it fits a u32; count is at least 1.
+                Aggregation::Mean => (sum / count.max(1)) as u32,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The signals unexpired at `now`, highest reading first and by name among equals: the first one drives a
     /// [`Aggregation::Max`] load.
     pub fn drivers(&self, now: Nanos) -> Vec<Driver<'_>> {

@@ -458,3 +458,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn node_samples_aggregate_per_kind_and_the_highest_kind_wins() {
+    const SECOND: u64 = 1_000_000_000;
+    let mut signals = LoadSignals::new();
+    signals.report("cpu@node1", 900_000, 0, 10 * SECOND).unwrap();
+    signals.report("cpu@node2", 100_000, 0, 10 * SECOND).unwrap();
+    signals.report("cpu@node3", 200_000, 0, 10 * SECOND).unwrap();
+    signals.report("db_pool_utilization", 300_000, 0, 10 * SECOND).unwrap();
+    assert_eq!(signals.cluster_load(SECOND, Aggregation::Max), 900_000);
+    assert_eq!(signals.cluster_load(SECOND, Aggregation::Mean), 400_000);
+    // Expired signals no longer count.
+    assert_eq!(signals.cluster_load(11 * SECOND, Aggregation::Max), 0);
+}

@@ -26,7 +26,7 @@ pub(super) fn identifier_problem(name: &str) -> Option<String> {
 }
 
 /// Displays a string from a config or a request quoted and escaped, cut after 64 bytes, for error messages.
-pub(super) struct Quoted<'a>(pub(super) &'a str);
+pub(crate) struct Quoted<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

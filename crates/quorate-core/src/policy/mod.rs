@@ -54,6 +54,7 @@ mod tests;
 
 pub use definition::{DEFAULT_ADAPTIVE_FLOOR_PPM, DEFAULT_PRECISION, NoQuorumMode, Policy};
 pub use ident::MAX_NAME_LEN;
+pub(crate) use ident::Quoted;
 pub use resolve::{Descriptor, MAX_DESCRIPTORS, MAX_VALUE_LEN, ResolvedLimit};
 pub use rules::{Matcher, Rule, Unmatched};
 pub use set::{PolicySet, SAMPLE_POLICIES_TOML};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::ident::{Quoted, identifier_problem};
 use super::{PolicySet, Unmatched};
 use crate::adaptive::Multiplier;
+use crate::plan::{Cost, Plan, policy_limit};
 use crate::{CoreError, LimitRef, PolicyId};
 
 /// The most descriptors one request may carry: each is a limit checked atomically with the others.
@@ -92,43 +93,9 @@ impl PolicySet {
     /// - two descriptors resolve to the same policy and key (the limit would be charged twice);
     /// - no descriptor resolves to a limit at all.
     pub fn resolve(&self, descriptors: &[Descriptor]) -> Result<Vec<ResolvedLimit>, CoreError> {
-        if descriptors.is_empty() {
-            return Err(CoreError::InvalidRequest("a request needs at least one descriptor".to_owned()));
-        }
-        if descriptors.len() > MAX_DESCRIPTORS {
-            return Err(CoreError::InvalidRequest(format!(
-                "a request carries at most {MAX_DESCRIPTORS} descriptors, this one has {}",
-                descriptors.len()
-            )));
-        }
-        let mut limits: Vec<ResolvedLimit> = Vec::with_capacity(descriptors.len());
-        for (i, descriptor) in descriptors.iter().enumerate() {
-            let Some(policy) = self.resolve_descriptor(i, descriptor)? else {
-                continue;
-            };
-            let (dimension, value) = (descriptor.dimension.as_str(), descriptor.value.as_str());
-            let mut key = CompactString::with_capacity(dimension.len() + 1 + value.len());
-            key.push_str(dimension);
-            key.push('=');
-            key.push_str(value);
-            // At most 16 limits: a linear scan beats hashing. The table would charge a repeated limit twice.
-            if limits.iter().any(|limit| limit.policy == policy && limit.key == key) {
-                return Err(CoreError::InvalidRequest(format!(
-                    "descriptor {i} ({dimension} = {}) resolves to policy `{}` under the same key as an earlier \
-                     descriptor; the limit would be charged twice",
-                    Quoted(value),
-                    self.policy_name(policy),
-                )));
-            }
-            limits.push(ResolvedLimit { policy, key });
-        }
-        if limits.is_empty() {
-            return Err(CoreError::InvalidRequest(
-                "no descriptor of the request matches a rule (`unmatched = \"ignore\"`), so it has no limit to check"
-                    .to_owned(),
-            ));
-        }
-        Ok(limits)
+        let plan = Plan::resolve(self, descriptors, |i, descriptor| policy_limit(self, i, descriptor, Cost::ONE))?;
+        let limits = plan.limits.into_iter().map(|limit| ResolvedLimit { policy: limit.table_id(), key: limit.key });
+        Ok(limits.collect())
     }
 
     /// Builds the table's [`LimitRef`]s for `resolved`, with effective limits under `multiplier`.
@@ -189,9 +156,5 @@ impl PolicySet {
                 Quoted(value)
             ))),
         }
-    }
-
-    fn policy_name(&self, id: PolicyId) -> &str {
-        self.policy(id).map_or("?", |policy| policy.name())
     }
 }

@@ -341,7 +341,11 @@ impl LimiterTable {
         }
     }
 
-    fn advance_clock(&mut self, now: Nanos) -> Nanos {
+    /// Moves the table's time forward to `now` (never back) and returns the time in force, `max(now, before)`.
+    ///
+    /// Every operation does this itself; a replica calls it for log entries that carry time but no check, so
+    /// that the table is the one place where cluster time is made monotone.
+    pub fn advance_clock(&mut self, now: Nanos) -> Nanos {
         self.now = self.now.max(now);
         self.now
     }

@@ -4,15 +4,16 @@
 //! An override is enforced as a fixed window of its unit's length aligned to the Unix epoch, the way Envoy's
 //! reference rate limit service counts: a second, a minute, an hour, a day, 30 days (MONTH) or 365 days (YEAR).
 //!
-//! Its state lives in the replicated [`LimiterTable`](quorate_core::LimiterTable) beside the configured policies,
+//! Its state lives in the replicated [`LimiterTable`](crate::LimiterTable) beside the configured policies,
 //! under a synthetic policy id per unit, `OVERRIDE_POLICY_BASE + unit`. Configured policies are numbered from 0 up
 //! to their count (at most a few thousand), so the two ranges never meet, and a policy set change leaves override
 //! state alone. The key is `<requests_per_unit>/<unit>:<dimension>=<value>`: two different overrides on one
 //! descriptor never share a counter. Everything here is computed from the integers in the command, so every
-//! replica builds the same limiter (design.md invariant 1).
+//! replica builds the same limiter.
 
-use quorate_core::{CoreError, FixedWindow, Limiter, Nanos, PolicyId, WindowSpan};
 use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, FixedWindow, Limiter, Nanos, PolicyId, WindowSpan};
 
 /// The first table policy id used by overrides; configured policy ids stay below it.
 pub const OVERRIDE_POLICY_BASE: PolicyId = 1 << 31;
@@ -121,7 +122,7 @@ impl LimitOverride {
 
 #[cfg(test)]
 mod tests {
-    use quorate_core::{LimitRef, LimiterTable, TableConfig};
+    use crate::{LimitRef, LimiterTable, TableConfig};
 
     use super::*;
 
