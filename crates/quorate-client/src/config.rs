@@ -9,6 +9,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::client::Client;
+use crate::endpoint;
 use crate::error::ClientError;
 use crate::fallback::LocalLimit;
 
@@ -190,17 +191,7 @@ impl ClientBuilder {
     ///   key capacity.
     pub fn build(self) -> Result<Client, ClientError> {
         let mut settings = self.settings;
-        let mut urls = Vec::new();
-        for endpoint in self.endpoints.iter().flat_map(|e| e.split(',')).filter(|e| !e.trim().is_empty()) {
-            let url = endpoint_url(endpoint)?;
-            if !urls.contains(&url) {
-                urls.push(url);
-            }
-        }
-        if urls.is_empty() {
-            return Err(ClientError::NoEndpoints);
-        }
-        settings.urls = urls;
+        settings.urls = endpoint::normalize_all(&self.endpoints)?;
         for (field, value) in [
             ("call_timeout", settings.call_timeout),
             ("deadline", settings.deadline),
@@ -228,31 +219,6 @@ impl ClientBuilder {
 
 fn invalid(field: &'static str, reason: &str) -> ClientError {
     ClientError::InvalidConfig { field, reason: reason.to_owned() }
-}
-
-/// Normalises one endpoint to `http://host:port` (a trailing `/` is dropped; the port must be explicit).
-pub(crate) fn endpoint_url(raw: &str) -> Result<String, ClientError> {
-    let bad = |reason: &str| ClientError::InvalidEndpoint { endpoint: raw.to_owned(), reason: reason.to_owned() };
-    let trimmed = raw.trim().trim_end_matches('/');
-    let authority = match trimmed.split_once("://") {
-        None => trimmed,
-        Some(("http", rest)) => rest,
-        Some(_) => return Err(bad("uses a scheme other than http (TLS is not supported)")),
-    };
-    if authority.is_empty() {
-        return Err(bad("is empty"));
-    }
-    if authority.contains('/') {
-        return Err(bad("has a path; expected host:port"));
-    }
-    let has_port =
-        authority.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if !has_port {
-        return Err(bad("has no port; expected host:port"));
-    }
-    let url = format!("http://{authority}");
-    Endpoint::from_shared(url.clone()).map_err(|_| bad("is not a valid address"))?;
-    Ok(url)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - [`Descriptors`]: the request facts a check is made of (`api_key`, `ip`, `agent_id`, any other dimension).
 //! - [`middleware`]: [`RateLimitLayer`](middleware::RateLimitLayer), answering 429 with `Retry-After` and the
 //!   `RateLimit` headers, 503 when the cluster is unreachable and fail-closed.
+//! - [`endpoint`]: endpoint addresses as operators type them, and channels to them.
 //! - [`backoff`]: for the callers of a rate-limited API: how long to wait, from `Retry-After`, `RateLimit` or
 //!   exponential backoff with jitter; also a `tower::retry::Policy`.
 //!
@@ -62,6 +63,7 @@ mod fallback;
 mod routing;
 
 pub mod backoff;
+pub mod endpoint;
 pub mod headers;
 pub mod middleware;
 

@@ -18,7 +18,8 @@ use quorate_proto::v1::{Member, StatusRequest};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::config::{Connector, Settings, endpoint_url};
+use crate::config::{Connector, Settings};
+use crate::endpoint::normalize as endpoint_url;
 
 /// How long a node that failed is passed over while others are available.
 pub(crate) const DOWN_COOLDOWN: Duration = Duration::from_secs(1);
