@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use quorate_core::Nanos;
+use quorate_node::Node;
 use quorate_node::clock::Clock;
-use quorate_node::raft::Node;
-use quorate_node::raft::runtime::seed_raft_rng;
+use quorate_node::seed_raft_rng;
 use quorate_node::transport::Transport;
 use quorate_node::{NodeConfig, start_node};
 use quorate_proto::v1::admin_client::AdminClient;

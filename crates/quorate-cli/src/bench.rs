@@ -19,7 +19,10 @@ use quorate_proto::v1::{CheckRequest, Descriptor, StatusRequest};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
-use super::connect::{connect, connect_lazy, endpoint_list, status_line};
+use quorate_client::endpoint::{self, connect, connect_lazy};
+
+use crate::grpc::status_line;
+use crate::output;
 
 /// Time allowed to open each caller's connection before the run starts.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,12 +144,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut clients = Vec::with_capacity(args.concurrency);
     for i in 0..args.concurrency {
         let url = &urls[i % urls.len()];
-        clients.push(RateLimiterClient::new(connect(url, CONNECT_TIMEOUT, timeout).await?));
+        clients.push(RateLimiterClient::new(connect(url, CONNECT_TIMEOUT, Some(timeout)).await?));
     }
     let admins = urls
         .iter()
-        .map(|url| connect_lazy(url, POLL_TIMEOUT, POLL_TIMEOUT).map(AdminClient::new))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|url| connect_lazy(url, POLL_TIMEOUT, Some(POLL_TIMEOUT)).map(AdminClient::new))
+        .collect::<Result<Vec<_>, _>>()?;
     max_commit_index(&admins).await; // opens the admin connections before the clock starts
 
     let warm_end = Instant::now() + warmup;
@@ -179,16 +182,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let measured = (totals.last_done.unwrap_or(end).max(end) - warm_end).as_secs_f64();
     let report = report_json(&args, &urls.join(","), measured, &totals, &hist, log);
     if args.json {
-        println!("{report}");
+        output::println(&report)?;
     } else {
-        print!("{}", report_text(&report));
+        output::print(report_text(&report))?;
     }
     Ok(())
 }
 
 /// Checks the arguments and returns the normalised endpoints, the warmup and the measured duration.
 fn validate(args: &BenchArgs) -> anyhow::Result<(Vec<String>, Duration, Duration)> {
-    let urls = endpoint_list(&args.endpoints)?;
+    let urls = endpoint::normalize_all(&args.endpoints)?;
     let problems = [
         (args.concurrency == 0, "--concurrency must be at least 1"),
         (args.keys == 0, "--keys must be at least 1"),

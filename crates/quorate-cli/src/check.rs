@@ -1,24 +1,21 @@
-//! `quorate check`: sends one Check and shows the decision as an operator and as an API server would see it.
+//! `quorate check`: asks the cluster for one decision and shows it as an operator and as an API server would
+//! see it.
 //!
-//! Endpoints are tried in order; the next one is used only when a node cannot be reached or answers
-//! `UNAVAILABLE` (no quorum within its deadline). Any other gRPC error is final. The HTTP headers shown are the ones
-//! an API server should send for this decision: the `X-RateLimit-*` trio and the IETF draft-10 structured fields.
+//! The check goes through quorate-client: to the leader if one is known, failing over to the other endpoints
+//! when a node cannot be reached or answers `UNAVAILABLE`, within the timeout. The HTTP headers shown are the ones
+//! an API server should send for this decision (quorate-client's headers module): the `X-RateLimit-*` trio and
+//! the IETF draft-10 structured fields.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
-use quorate_client::Decision;
+use anyhow::bail;
 use quorate_client::headers::rate_limit_headers;
-use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
-use quorate_proto::v1::{CheckRequest, CheckResponse, Descriptor, LimitStatus};
+use quorate_client::{Client, Decision, Descriptor, Descriptors, LimitDecision};
 use serde_json::{Value, json};
-use tonic::Code;
 
-use super::connect::{connect, endpoint_list, status_line};
-
-const NANOS_PER_SEC: u64 = 1_000_000_000;
+use crate::output;
 
 /// Arguments of `quorate check`, which sends one check and shows the decision with its HTTP rate-limit headers.
 #[derive(clap::Args, Debug, Clone)]
@@ -69,85 +66,57 @@ impl FromStr for Pair {
     }
 }
 
-/// Sends the check to the first endpoint that answers and prints the decision.
+/// Sends the check and prints the decision.
 ///
 /// # Errors
 ///
-/// Returns an error if the arguments are invalid or no endpoint could be reached. A gRPC error (including
-/// `UNAVAILABLE` from the last endpoint) is returned as exactly `<CODE>: <message>`, which `main` prints as
-/// `error: <CODE>: <message>`.
+/// Returns an error if the arguments are invalid, no node answered within the timeout, or the cluster refused
+/// the check (the message is the cluster's).
 pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let urls = endpoint_list(&args.endpoints)?;
-    let request = build_request(&args)?;
+    let descriptors = build_descriptors(&args)?;
     let timeout = Duration::from_millis(args.timeout_ms);
-    let mut last_failure = anyhow!("no endpoint tried");
-    let mut last_unavailable = None;
-    // A failed endpoint is announced as a warning only once the next one is tried: the last failure is the error.
-    for (i, url) in urls.iter().enumerate() {
-        if i > 0 {
-            eprintln!("warning: {last_failure:#}; trying {url}");
-        }
-        let channel = match connect(url, timeout, timeout).await {
-            Ok(channel) => channel,
-            Err(err) => {
-                last_failure = err;
-                last_unavailable = None;
-                continue;
-            }
-        };
-        match RateLimiterClient::new(channel).check(request.clone()).await {
-            Ok(response) => {
-                let response = response.into_inner();
-                if args.json {
-                    println!("{}", response_json(&response));
-                } else {
-                    print!("{}", format_decision(&response));
-                }
-                return Ok(());
-            }
-            // UNAVAILABLE means this node could not reach a quorum (or the connection broke): another may.
-            Err(status) if status.code() == Code::Unavailable => {
-                last_failure = anyhow!("{url}: {}", status_line(&status));
-                last_unavailable = Some(status);
-            }
-            Err(status) => return Err(anyhow!("{}", status_line(&status))),
-        }
+    let client = Client::builder(args.endpoints.iter().cloned())
+        .connect_timeout(timeout)
+        .call_timeout(timeout)
+        .deadline(timeout)
+        .build()?;
+    let cost = args.cost.max(1);
+    let decision = match args.peek {
+        true => client.peek(&descriptors, cost).await?,
+        false => client.check(&descriptors, cost).await?,
+    };
+    match args.json {
+        true => output::println(decision_json(&decision))?,
+        false => output::print(format_decision(&decision))?,
     }
-    match last_unavailable {
-        Some(status) => Err(anyhow!("{}", status_line(&status))),
-        None => Err(last_failure.context(format!("none of {} endpoint(s) answered", urls.len()))),
-    }
+    Ok(())
 }
 
-/// Builds the request: descriptors in the order given, `--policy-for` overrides applied by dimension.
-fn build_request(args: &CheckArgs) -> anyhow::Result<CheckRequest> {
-    let mut descriptors: Vec<Descriptor> = args
-        .descriptors
-        .iter()
-        .map(|d| Descriptor { dimension: d.name.clone(), value: d.value.clone(), policy: String::new() })
-        .collect();
+/// Builds the descriptors in the order given, `--policy-for` overrides applied by dimension.
+fn build_descriptors(args: &CheckArgs) -> anyhow::Result<Descriptors> {
     for over in &args.policy_for {
-        let mut matched = false;
-        for d in descriptors.iter_mut().filter(|d| d.dimension == over.name) {
-            d.policy.clone_from(&over.value);
-            matched = true;
-        }
-        if !matched {
+        if !args.descriptors.iter().any(|d| d.name == over.name) {
             bail!("--policy-for {}={}: no --descriptor has dimension {:?}", over.name, over.value, over.name);
         }
     }
-    let cost = u64::max(args.cost, 1);
-    Ok(CheckRequest { descriptors, cost, peek: args.peek })
+    let descriptors = args.descriptors.iter().fold(Descriptors::new(), |all, d| {
+        let descriptor = Descriptor::new(d.name.clone(), d.value.clone());
+        match args.policy_for.iter().rev().find(|over| over.name == d.name) {
+            Some(over) => all.push(descriptor.with_policy(over.value.clone())),
+            None => all.push(descriptor),
+        }
+    });
+    Ok(descriptors)
 }
 
-/// Formats nanoseconds as seconds with three decimals.
-fn secs3(ns: u64) -> String {
-    format!("{:.3}s", ns as f64 / NANOS_PER_SEC as f64)
+/// Formats a duration as seconds with three decimals.
+fn secs3(duration: Duration) -> String {
+    format!("{:.3}s", duration.as_secs_f64())
 }
 
 /// Formats one limit's line: policy, key, limit (and base limit if adaptive tightening changed it), remaining,
 /// reset and retry-after.
-fn format_limit(s: &LimitStatus) -> String {
+fn format_limit(s: &LimitDecision) -> String {
     let mut limit = s.limit.to_string();
     if s.base_limit != s.limit {
         let _ = write!(limit, " (base {})", s.base_limit);
@@ -158,13 +127,13 @@ fn format_limit(s: &LimitStatus) -> String {
         s.policy,
         s.key,
         s.remaining,
-        secs3(s.reset_after_ns),
-        secs3(s.retry_after_ns)
+        secs3(s.reset_after),
+        secs3(s.retry_after)
     )
 }
 
 /// Formats a decision for a human: verdict, overall limit, each limit, degraded flag and the HTTP headers.
-fn format_decision(r: &CheckResponse) -> String {
+fn format_decision(r: &Decision) -> String {
     let mut out = String::new();
     let verdict = if r.allowed { "ALLOWED" } else { "DENIED" };
     let _ = writeln!(out, "{verdict} (policy version {})", r.policy_version);
@@ -180,8 +149,8 @@ fn format_decision(r: &CheckResponse) -> String {
         "overall: limit={} remaining={} reset={} retry_after={}",
         overall.limit,
         overall.remaining,
-        secs3(overall.reset_after_ns),
-        secs3(overall.retry_after_ns)
+        secs3(overall.reset_after),
+        secs3(overall.retry_after)
     );
     for limit in &r.limits {
         let _ = writeln!(out, "  {}", format_limit(limit));
@@ -190,23 +159,28 @@ fn format_decision(r: &CheckResponse) -> String {
     if !r.allowed {
         let _ = writeln!(out, "  HTTP/1.1 429 Too Many Requests");
     }
-    for (name, value) in rate_limit_headers(&Decision::from(r)) {
+    for (name, value) in rate_limit_headers(r) {
         let _ = writeln!(out, "  {name}: {value}");
     }
     out
 }
 
-/// Converts one limit status to JSON with the proto field names.
-fn limit_json(s: &LimitStatus) -> Value {
+/// Nanoseconds of a duration, saturating, for the JSON fields named after the proto's `*_ns` fields.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Converts one limit's decision to JSON with the proto field names.
+fn limit_json(s: &LimitDecision) -> Value {
     json!({
         "policy": s.policy, "key": s.key, "allowed": s.allowed, "limit": s.limit, "base_limit": s.base_limit,
-        "remaining": s.remaining, "reset_after_ns": s.reset_after_ns, "retry_after_ns": s.retry_after_ns,
-        "window_ns": s.window_ns,
+        "remaining": s.remaining, "reset_after_ns": nanos(s.reset_after), "retry_after_ns": nanos(s.retry_after),
+        "window_ns": nanos(s.window),
     })
 }
 
-/// Converts a response to one JSON object with the proto field names (`overall` is null if no limit applied).
-fn response_json(r: &CheckResponse) -> Value {
+/// Converts a decision to one JSON object with the proto field names (`overall` is null if no limit applied).
+fn decision_json(r: &Decision) -> Value {
     json!({
         "allowed": r.allowed,
         "overall": r.overall.as_ref().map(limit_json),
@@ -218,7 +192,11 @@ fn response_json(r: &CheckResponse) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use quorate_proto::v1::{CheckResponse, LimitStatus};
+
     use super::*;
+
+    const NANOS_PER_SEC: u64 = 1_000_000_000;
 
     fn status(policy: &str, limit: u64, remaining: u64, reset_ns: u64, retry_ns: u64) -> LimitStatus {
         LimitStatus {
@@ -256,12 +234,10 @@ mod tests {
 
     #[test]
     fn policy_overrides_apply_by_dimension_and_unknown_dimensions_are_rejected() {
-        let request = build_request(&args(&["api_key=agent_42", "ip=10.0.0.1"], &["ip=strict"])).unwrap();
-        assert_eq!(request.descriptors[0].policy, "");
-        assert_eq!(request.descriptors[1].policy, "strict");
-        assert_eq!(request.cost, 1);
-        assert!(request.peek);
-        assert!(build_request(&args(&["api_key=agent_42"], &["ip=strict"])).is_err());
+        let descriptors = build_descriptors(&args(&["api_key=agent_42", "ip=10.0.0.1"], &["ip=strict"])).unwrap();
+        let policies: Vec<Option<&str>> = descriptors.iter().map(|d| d.policy.as_deref()).collect();
+        assert_eq!(policies, [None, Some("strict")]);
+        assert!(build_descriptors(&args(&["api_key=agent_42"], &["ip=strict"])).is_err());
     }
 
     #[test]
@@ -275,12 +251,17 @@ mod tests {
             degraded: true,
             policy_version: 3,
         };
-        let text = format_decision(&r);
+        let decision = Decision::from(&r);
+        let text = format_decision(&decision);
         assert!(text.starts_with("DENIED (policy version 3)\ndegraded: decided without a quorum\n"));
         assert!(text.contains("overall: limit=80 remaining=0 reset=2.500s retry_after=1.000s\n"));
         assert!(text.contains("  denied policy=free key=api_key=agent_42 limit=80 (base 100) remaining=0"));
         assert!(text.contains("  HTTP/1.1 429 Too Many Requests\n  X-RateLimit-Limit: 80\n"));
         assert!(text.ends_with("  Retry-After: 1\n"));
-        assert_eq!(response_json(&r)["overall"]["base_limit"], 100);
+        let json = decision_json(&decision);
+        assert_eq!(
+            (json["overall"]["base_limit"].clone(), json["overall"]["reset_after_ns"].clone()),
+            (json!(100), json!(2_500_000_000u64))
+        );
     }
 }

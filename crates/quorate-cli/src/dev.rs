@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::clock::SystemClock;
-use crate::config::NodeConfig;
-use crate::node::{NodeHandle, start_node};
-use crate::raft::Node;
+use quorate_node::config::DEFAULT_MAX_INFLIGHT;
+use quorate_node::{Node, NodeConfig, NodeHandle, SystemClock, start_node};
+
+use crate::output;
 
 /// How long `dev` waits for the cluster to elect a leader and install policies before giving up.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,7 +32,7 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 3)]
     pub nodes: u64,
     /// Most batches the leader replicates at once (see `limits.max_inflight` in the node config).
-    #[arg(long, default_value_t = crate::config::DEFAULT_MAX_INFLIGHT)]
+    #[arg(long, default_value_t = DEFAULT_MAX_INFLIGHT)]
     pub max_inflight: usize,
 }
 
@@ -61,19 +61,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     wait_until_ready(&nodes).await?;
     let endpoints: Vec<String> = (1..=args.nodes).map(|i| format!("http://{}", addr(i))).collect();
-    println!("quorate dev: {} nodes, data in {}", args.nodes, args.data_dir.display());
+    let mut text = format!("quorate dev: {} nodes, data in {}\n", args.nodes, args.data_dir.display());
     for (i, endpoint) in endpoints.iter().enumerate() {
-        println!("  node {}  {endpoint}", i + 1);
+        text += &format!("  node {}  {endpoint}\n", i + 1);
     }
-    println!("policies: the sample tiers (deploy/policies.toml): default 60/min, agent_ 200/min, admin_ 1000/min");
-    println!();
-    println!("try:");
-    println!("  quorate check --endpoint {} --descriptor api_key=agent_42", endpoints.join(","));
-    println!("  quorate status --endpoint {}", endpoints[0]);
-    println!("  quorate bench --endpoints {} --concurrency 16 --duration 10 --keys 10000", endpoints.join(","));
-    println!("(from a checkout: cargo run --release -p quorate-node -- check ...)  Ctrl-C stops the cluster.");
+    text += "policies: the sample tiers (deploy/policies.toml): default 60/min, agent_ 200/min, admin_ 1000/min\n\n";
+    text += "try:\n";
+    text += &format!("  quorate check --endpoint {} --descriptor api_key=agent_42\n", endpoints.join(","));
+    text += &format!("  quorate status --endpoint {}\n", endpoints[0]);
+    text +=
+        &format!("  quorate bench --endpoints {} --concurrency 16 --duration 10 --keys 10000\n", endpoints.join(","));
+    text += "(from a checkout: cargo run --release -p quorate-cli -- check ...)  Ctrl-C stops the cluster.\n";
+    output::print(text)?;
     super::shutdown_signal().await;
-    println!("stopping...");
+    output::println("stopping...")?;
     for node in nodes {
         node.shutdown().await.context("stopping a node")?;
     }
@@ -84,9 +85,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 async fn wait_until_ready(nodes: &[NodeHandle]) -> anyhow::Result<()> {
     let ready = async {
         loop {
-            let has_leader = nodes.iter().any(|n| n.raft.metrics().borrow().current_leader.is_some());
-            let has_policies = nodes.iter().all(|n| n.state_machine.replica().policies.is_some());
-            if has_leader && has_policies {
+            if nodes.iter().all(NodeHandle::is_ready) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

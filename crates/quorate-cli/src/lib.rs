@@ -1,17 +1,31 @@
 //! The `quorate` command line: run a node or a local cluster, and talk to a cluster.
 //!
-//! - `serve --config node1.toml`: one node ([`serve`]).
+//! - `serve --config node1.toml`: one node ([`serve`]), on quorate-node's library API.
 //! - `dev`: a local three-node cluster with the sample tier policies ([`dev`]).
-//! - `check`, `status`, `bench`: clients of a running cluster ([`check`], [`status`], [`bench`]).
+//! - `check`, `status`, `bench`: clients of a running cluster ([`check`], [`status`], [`bench`]), on
+//!   quorate-client (its endpoints, failover and headers).
+//!
+//! The binary's `main` is [`main`]: it parses the command line, sets up logging, runs the command and reports
+//! its error once, ripgrep-style.
 
 pub mod bench;
 pub mod check;
-pub mod connect;
 pub mod dev;
+mod grpc;
+mod output;
 pub mod serve;
 pub mod status;
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+
+/// The log filter used unless `QUORATE_LOG` sets one: Quorate's own events at info, other crates' warnings.
+///
+/// openraft is silenced: it logs every failed RPC to a peer at ERROR, also the expected ones while a cluster
+/// starts. The node logs what matters of it itself (peers reached and lost, leader changes, storage failures).
+pub const DEFAULT_LOG_FILTER: &str = "warn,openraft=off,quorate_node=info,quorate_cli=info";
 
 /// Quorate: a replicated rate-limiter cluster for API servers.
 #[derive(Debug, Parser)]
@@ -35,6 +49,30 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Closed-loop load against a cluster: checks/s and latency percentiles.
     Bench(bench::BenchArgs),
+}
+
+/// Runs the `quorate` command line of this process and returns its exit code: the error, if any, is printed once
+/// (`error: ...` with its causes); a closed standard output (`quorate status | head -1`) ends the command quietly.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away: nothing left to say to anyone.
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sets up logging to standard error: `QUORATE_LOG` (an `EnvFilter` directive) or [`DEFAULT_LOG_FILTER`].
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUORATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 /// Runs the parsed command line.

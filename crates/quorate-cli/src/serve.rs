@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::clock::SystemClock;
-use crate::config::NodeConfig;
-use crate::node::start_node;
+use quorate_node::{NodeConfig, SystemClock, start_node};
+
+use crate::output;
 
 /// Arguments of `quorate serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,7 +25,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
     let node = start_node(config, Arc::new(SystemClock::new())).await.context("starting the node")?;
-    println!("node {} serving on {}", node.id, node.local_addr);
+    output::println(format_args!("node {} serving on {}", node.id(), node.local_addr()))?;
     super::shutdown_signal().await;
     tracing::info!("shutting down");
     node.shutdown().await.context("stopping the node")?;

@@ -13,7 +13,10 @@ use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::{StatusRequest, StatusResponse};
 use serde_json::{Value, json};
 
-use super::connect::{connect, endpoint_list, endpoint_url, status_line};
+use quorate_client::endpoint::{self, connect};
+
+use crate::grpc::status_line;
+use crate::output;
 
 /// Arguments of `quorate status`, which shows every member's view of the cluster in one table.
 #[derive(clap::Args, Debug, Clone)]
@@ -45,7 +48,7 @@ struct NodeRow {
 /// Returns an error if the endpoints are invalid or none of them answers. Unreachable members are not errors:
 /// they are rows of the table.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let urls = endpoint_list(&args.endpoints)?;
+    let urls = endpoint::normalize_all(&args.endpoints)?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut first = None;
     let mut last_failure = anyhow!("no endpoint tried");
@@ -62,9 +65,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         return Err(last_failure.context(format!("none of {} endpoint(s) answered", urls.len())));
     };
     let asks = first.members.iter().map(|m| async move {
-        let status = match endpoint_url(&m.addr) {
+        let status = match endpoint::normalize(&m.addr) {
             Ok(url) => ask(&url, timeout).await.map_err(|e| short_reason(&e)),
-            Err(e) => Err(short_reason(&e)),
+            Err(e) => Err(e.to_string()),
         };
         NodeRow { id: m.id, addr: m.addr.clone(), status }
     });
@@ -77,10 +80,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     rows.sort_by_key(|r| r.id);
     if args.json {
         let array: Vec<Value> = rows.iter().map(|r| row_json(r, first.leader_id)).collect();
-        println!("{}", Value::Array(array));
+        output::println(Value::Array(array))?;
     } else {
-        print!("{}", format_table(&rows, first.leader_id, first.term));
-        print!("{}", format_load(&first));
+        output::print(format_args!("{}{}", format_table(&rows, first.leader_id, first.term), format_load(&first)))?;
     }
     Ok(())
 }
@@ -88,7 +90,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
 /// Asks one node for its status, connect and call together bounded by `timeout`.
 async fn ask(url: &str, timeout: Duration) -> anyhow::Result<StatusResponse> {
     let call = async {
-        let mut client = AdminClient::new(connect(url, timeout, timeout).await?);
+        let mut client = AdminClient::new(connect(url, timeout, Some(timeout)).await?);
         let response = client.status(StatusRequest {}).await.map_err(|s| anyhow!("{}", status_line(&s)))?;
         anyhow::Ok(response.into_inner())
     };

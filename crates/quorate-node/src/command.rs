@@ -1,21 +1,21 @@
-//! What travels through the Raft log ([`Request`]) and what applying it answers ([`Response`]).
+//! The vocabulary of the Raft log: what an entry carries ([`LogEntry`]) and what applying it answers ([`Applied`]).
 //!
-//! Commands carry the request's descriptors, not resolved limits: every replica resolves them against the policy
-//! set at the same log position, so a policy change between proposal and commit cannot split replicas. The leader
-//! resolves once before proposing too, so that invalid requests are refused without costing a log entry.
+//! Limiter commands carry [`Plan`]s, not requests: the node that received a request resolved it once against its
+//! policy set, and every replica applies the plan only under that policy set version (otherwise the command
+//! fails with [`CheckError::PolicyChanged`] and the request is planned again). So replicas never resolve
+//! descriptors, and a policy change between proposal and commit cannot make them disagree.
 //!
-//! Entries are bincode ([`crate::raft::codec`]): adding a field to a command changes the encoding, so a log
-//! written by an older build cannot be read by a newer one with a different [`Command`] shape.
+//! Entries are bincode ([`crate::raft::codec`]): changing a type here changes the log format.
 
-use quorate_core::policy::Descriptor;
-use quorate_core::{Decision, Nanos};
+use quorate_core::plan::Plan;
+use quorate_core::{CheckOutcome, Nanos};
 use serde::{Deserialize, Serialize};
 
-use crate::limit_override::LimitOverride;
+use crate::error::{CheckError, PolicyError};
 
 /// One Raft log entry's payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Request {
+pub(crate) enum LogEntry {
     /// Limiter commands sealed together by the leader's batcher, applied in order at cluster time `time`.
     Batch {
         /// The leader's wall clock when it sealed the batch (ns since the Unix epoch); replicas apply at
@@ -43,7 +43,7 @@ pub enum Request {
 
 /// One load signal as carried in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportedSignal {
+pub(crate) struct ReportedSignal {
     /// The signal's name.
     pub name: String,
     /// Its value in parts per million (0..=1_000_000).
@@ -52,91 +52,51 @@ pub struct ReportedSignal {
     pub expires_at: Nanos,
 }
 
-/// One limiter operation requested by a client.
+/// One limiter operation, planned by the node that received it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
-    /// Check (and charge, unless `peek`) `cost` against every limit the descriptors resolve to.
+pub(crate) enum Command {
+    /// Check (and charge, unless `peek`) every limit of the plan, all or none.
     Check {
-        /// The request's descriptors.
-        descriptors: Vec<Descriptor>,
-        /// Units the request costs, at least 1.
-        cost: u64,
+        /// The limits and their costs.
+        plan: Plan,
         /// Evaluate only; charge nothing.
         peek: bool,
-        /// Per-descriptor cost and limit overrides (Envoy's `hits_addend` and `limit`): empty when no descriptor
-        /// has any, else one entry per descriptor, in order.
-        overrides: Vec<DescriptorOverride>,
     },
-    /// Give `amount` units back to every limit the descriptors resolve to.
+    /// Give each limit of the plan its cost back.
     Refund {
-        /// The request's descriptors.
-        descriptors: Vec<Descriptor>,
-        /// Units to give back, at least 1.
-        amount: u64,
+        /// The limits and the amounts.
+        plan: Plan,
     },
 }
 
-/// What one descriptor of a check sets for itself instead of taking the request's cost and the rules' limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DescriptorOverride {
-    /// Units this descriptor's limit is charged instead of the request's `cost`; at least 1.
-    pub cost: Option<u64>,
-    /// A limit enforced for this descriptor instead of the policy the rules choose.
-    pub limit: Option<LimitOverride>,
+impl Command {
+    /// The plan the command applies.
+    pub(crate) fn plan(&self) -> &Plan {
+        match self {
+            Command::Check { plan, .. } | Command::Refund { plan } => plan,
+        }
+    }
 }
+
+/// What applying one [`Command`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Applied {
+    /// A check's decision.
+    Checked(CheckOutcome),
+    /// A refund was applied.
+    Refunded,
+}
+
+/// The outcome of one command: applied, or why nothing was charged.
+pub(crate) type CommandOutcome = Result<Applied, CheckError>;
 
 /// What applying one log entry answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Response {
-    /// Entries that carry no client request (membership, blank) answer nothing.
+pub(crate) enum EntryResponse {
+    /// Entries that carry no client request (load, membership, blank) answer nothing.
     Empty,
-    /// One outcome per command of a [`Request::Batch`], in order.
+    /// One outcome per command of a [`LogEntry::Batch`], in order.
     Batch(Vec<CommandOutcome>),
-    /// The result of [`Request::SetPolicies`]: the new version, or why the set was refused.
-    Policies(Result<u64, String>),
-}
-
-/// The outcome of one command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CommandOutcome {
-    /// A check's decision.
-    Checked(CheckReply),
-    /// A refund was applied.
-    Refunded,
-    /// The command was refused as invalid (the message says why); nothing was charged.
-    Invalid(String),
-    /// The command needs a key the full table cannot take; nothing was charged.
-    TableFull(String),
-    /// No policy set has been installed yet.
-    NoPolicies,
-}
-
-/// A check's decision with the names the API reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckReply {
-    /// Whether every limit allowed the request (and it was charged, unless it was a peek).
-    pub allowed: bool,
-    /// Index in `limits` of the most restrictive limit.
-    pub overall: usize,
-    /// One entry per limit, in descriptor order.
-    pub limits: Vec<LimitReply>,
-    /// The version of the policy set that decided.
-    pub policy_version: u64,
-}
-
-/// One limit's decision, named.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LimitReply {
-    /// The index of the request descriptor this limit belongs to (descriptors no rule limits have none).
-    pub descriptor: usize,
-    /// The policy's name, or the override's (`override 10/minute`).
-    pub policy: String,
-    /// The key, `dimension=value` (an override's key is prefixed with its parameters).
-    pub key: String,
-    /// The policy's configured limit.
-    pub base_limit: u64,
-    /// The policy's window or refill period.
-    pub window: Nanos,
-    /// The decision (its `limit` is the one in force).
-    pub decision: Decision,
+    /// The result of [`LogEntry::SetPolicies`]: the new version, or why the set was refused.
+    Policies(Result<u64, PolicyError>),
 }

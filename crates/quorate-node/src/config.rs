@@ -39,7 +39,7 @@ use quorate_core::policy::{PolicySet, SAMPLE_POLICIES_TOML};
 use quorate_core::{DEFAULT_MAX_KEYS, TableConfig};
 use serde::Deserialize;
 
-use crate::error::NodeError;
+use crate::error::ConfigError;
 use crate::raft::{Node, NodeId};
 use crate::transport::Transport;
 
@@ -201,11 +201,11 @@ pub struct NodeConfig {
     pub envoy: EnvoyConfig,
 }
 
-fn error(field: &str, message: impl std::fmt::Display) -> NodeError {
-    NodeError::Config(format!("{field}: {message}"))
+fn error(field: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::new(field, message)
 }
 
-fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Duration, NodeError> {
+fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
         Some(text) => {
@@ -218,30 +218,45 @@ fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Du
     }
 }
 
+/// Names the line of byte `offset` in `text` for an error message: its number and its text, which shows the
+/// key (toml's own message names the problem, not where it is).
+fn line_at(text: &str, offset: usize) -> String {
+    let number = text.get(..offset).map_or(0, |before| before.matches('\n').count()) + 1;
+    let line = text.lines().nth(number - 1).unwrap_or_default().trim();
+    format!("line {number} `{line}`")
+}
+
 impl NodeConfig {
     /// Reads and validates the config file at `path`; a relative `policies` path is taken from the file's folder.
     ///
     /// # Errors
     ///
-    /// [`NodeError::Config`] naming the file and the bad field.
-    pub fn load(path: &Path) -> Result<Self, NodeError> {
+    /// [`ConfigError`] naming the file and the bad field.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| NodeError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let raw: RawConfig =
-            toml::from_str(&text).map_err(|e| NodeError::Config(format!("{}: {e}", path.display())))?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        NodeConfig::from_raw(raw, base).map_err(|e| match e {
-            NodeError::Config(m) => NodeError::Config(format!("{}: {m}", path.display())),
-            other => other,
-        })
+            .map_err(|e| ConfigError::new("file", format!("cannot read it: {e}")).in_file(path))?;
+        NodeConfig::parse(&text, path.parent().unwrap_or_else(|| Path::new("."))).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and validates config text; relative paths in it are resolved against `base`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the bad field (a syntax error or unknown key is reported with its line).
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or_else(|| "toml".to_owned(), |span| line_at(text, span.start));
+            ConfigError::new(at, e.message().trim())
+        })?;
+        NodeConfig::from_raw(raw, base)
     }
 
     /// Validates a parsed config; relative paths in it are resolved against `base`.
     ///
     /// # Errors
     ///
-    /// [`NodeError::Config`] naming the bad field.
-    pub fn from_raw(raw: RawConfig, base: &Path) -> Result<Self, NodeError> {
+    /// [`ConfigError`] naming the bad field.
+    pub fn from_raw(raw: RawConfig, base: &Path) -> Result<Self, ConfigError> {
         if raw.id == 0 {
             return Err(error("id", "must be a positive integer"));
         }
@@ -339,9 +354,8 @@ impl NodeConfig {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<NodeConfig, NodeError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
-        NodeConfig::from_raw(raw, Path::new("/tmp"))
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(text, Path::new("/tmp"))
     }
 
     const MINIMAL: &str = "id = 1\nlisten = \"127.0.0.1:7101\"\ndata_dir = \"d\"\n";

@@ -1,28 +1,28 @@
 //! Cluster load: each node samples its own CPU and memory, API servers report signals, and the leader folds the
 //! latest of all of them into the Raft log about once a second.
 //!
-//! Nothing here is on the check path. The sampler runs in the background; a node sends its samples to the
-//! leader as `cpu@node<id>` / `memory@node<id>` signals. The leader's [`LoadTracker`] holds every live signal;
-//! its folding task proposes a [`Request::Load`] entry when the signals changed meaningfully, or while limits are
-//! tightened (so that they can relax on time). Replicas compute the cluster load with [`cluster_load`] and the
-//! multiplier with quorate-core's controller at that log position, identically everywhere.
+//! Nothing here is on the check path. The sampler runs in the background; a node sends its samples to the leader
+//! as `cpu@node<id>` / `memory@node<id>` signals through a [`LoadReporter`]. The leader's [`LoadTracker`] holds
+//! every live signal; its folding task proposes a [`LogEntry::Load`] entry when the signals changed
+//! meaningfully, or while limits are tightened (so that they can relax on time). Replicas compute the cluster
+//! load ([`LoadSignals::cluster_load`]) and the multiplier with quorate-core's controller at that log position,
+//! identically everywhere.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use quorate_core::Nanos;
-use quorate_core::adaptive::{Aggregation, LoadSignals, Multiplier, PPM};
-use quorate_proto::v1::ReportLoadRequest;
-use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
+use quorate_core::adaptive::{LoadSignals, Multiplier, PPM};
+use quorate_core::{CoreError, Nanos};
+use tokio::time::Instant;
 
-use crate::api::{Route, Router};
 use crate::clock::Clock;
-use crate::command::{ReportedSignal, Request};
-use crate::raft::{NodeId, Raft};
+use crate::cluster::{Cluster, PeerCall, Route};
+use crate::command::{LogEntry, ReportedSignal};
+use crate::error::CheckError;
+use crate::raft::Raft;
 
 /// How often nodes sample and the leader considers folding.
-pub const LOAD_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const LOAD_INTERVAL: Duration = Duration::from_secs(1);
 /// A change of at least this much (2%) in any signal is worth a log entry.
 const MEANINGFUL_CHANGE_PPM: u32 = 20_000;
 /// Even unchanged signals are folded at least this often, so expiry is seen by every replica.
@@ -30,39 +30,18 @@ const REFOLD_AFTER: Duration = Duration::from_secs(10);
 /// How long a node's own samples count if it stops sending them (e.g. it crashed).
 const NODE_SIGNAL_TTL: Duration = Duration::from_secs(5);
 
-/// The combined cluster load in ppm: signals named `kind@node` are aggregated per kind across nodes (max or
-/// mean), every other signal counts on its own, and the highest of those is the cluster load.
-pub fn cluster_load(signals: &LoadSignals, now: Nanos, aggregation: Aggregation) -> u32 {
-    let mut groups: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for driver in signals.drivers(now) {
-        let kind = driver.name.split_once('@').map_or(driver.name, |(kind, _)| kind);
-        groups.entry(kind).or_default().push(driver.value_ppm);
-    }
-    groups
-        .values()
-        .map(|values| match aggregation {
-            Aggregation::Max => values.iter().copied().max().unwrap_or(0),
-            Aggregation::Mean => {
-                let sum: u64 = values.iter().map(|&v| u64::from(v)).sum();
-                u32::try_from(sum / values.len().max(1) as u64).unwrap_or(PPM)
-            }
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 /// This node's own load, as last sampled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LocalLoad {
+pub(crate) struct LocalLoad {
     /// CPU use across all cores, ppm.
-    pub cpu_ppm: u32,
+    pub(crate) cpu_ppm: u32,
     /// Memory in use, ppm of total.
-    pub memory_ppm: u32,
+    pub(crate) memory_ppm: u32,
 }
 
 /// Signals collected on this node (on the leader: the whole cluster's) and this node's own sample.
 #[derive(Debug, Clone, Default)]
-pub struct LoadTracker {
+pub(crate) struct LoadTracker {
     inner: Arc<Mutex<Tracked>>,
 }
 
@@ -83,13 +62,13 @@ impl LoadTracker {
     ///
     /// # Errors
     ///
-    /// A message if the name is invalid or too many signals are tracked.
-    pub fn report(&self, name: &str, value_ppm: u32, now: Nanos, ttl: Nanos) -> Result<(), String> {
-        self.lock().signals.report(name, value_ppm, now, ttl).map_err(|e| e.to_string())
+    /// [`CoreError`] if the name is invalid or too many signals are tracked.
+    pub(crate) fn report(&self, name: &str, value_ppm: u32, now: Nanos, ttl: Nanos) -> Result<(), CoreError> {
+        self.lock().signals.report(name, value_ppm, now, ttl)
     }
 
     /// This node's latest own sample.
-    pub fn local(&self) -> LocalLoad {
+    pub(crate) fn local(&self) -> LocalLoad {
         self.lock().local
     }
 
@@ -120,8 +99,50 @@ fn changed(before: &[ReportedSignal], after: &[ReportedSignal]) -> bool {
             .any(|(a, b)| a.name != b.name || a.value_ppm.abs_diff(b.value_ppm) >= MEANINGFUL_CHANGE_PPM)
 }
 
+/// Hands load signals to the leader's [`LoadTracker`], wherever the leader is.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadReporter {
+    cluster: Cluster,
+    tracker: LoadTracker,
+    clock: Arc<dyn Clock>,
+    deadline: Duration,
+}
+
+impl LoadReporter {
+    /// A reporter for node `cluster`, recording into `tracker` when this node leads, waiting at most `deadline`
+    /// for a leader.
+    pub(crate) fn new(cluster: Cluster, tracker: LoadTracker, clock: Arc<dyn Clock>, deadline: Duration) -> Self {
+        LoadReporter { cluster, tracker, clock, deadline }
+    }
+
+    /// Reports `name` at `value_ppm` for `ttl` to the leader.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::Invalid`] for a bad name; [`CheckError::NoLeader`] (or another no-quorum error) if no leader
+    /// took it within the deadline.
+    pub(crate) async fn report(&self, name: String, value_ppm: u32, ttl: Nanos) -> Result<(), CheckError> {
+        match self.cluster.route(Instant::now() + self.deadline).await? {
+            Route::Local => self.report_here(&name, value_ppm, ttl),
+            Route::Remote(peer) => peer.call(&PeerCall::ReportLoad { name, value_ppm, ttl }).await?,
+        }
+    }
+
+    /// Records a signal a peer forwarded: here if this node leads, else [`CheckError::NotLeader`].
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::NotLeader`], or [`CheckError::Invalid`] for a bad name.
+    pub(crate) fn report_here(&self, name: &str, value_ppm: u32, ttl: Nanos) -> Result<(), CheckError> {
+        if !self.cluster.is_leader() {
+            return Err(CheckError::NotLeader { leader: None });
+        }
+        self.tracker.report(name, value_ppm, self.clock.now(), ttl).map_err(CheckError::Invalid)
+    }
+}
+
 /// Samples this node's CPU and memory every [`LOAD_INTERVAL`] and sends them to the leader.
-pub async fn run_sampler(id: NodeId, router: Router, tracker: LoadTracker, clock: Arc<dyn Clock>) {
+pub(crate) async fn run_sampler(reporter: LoadReporter) {
     let mut system = match sysinfo::System::new() {
         Ok(system) => system,
         Err(e) => {
@@ -129,6 +150,7 @@ pub async fn run_sampler(id: NodeId, router: Router, tracker: LoadTracker, clock
             return;
         }
     };
+    let id = reporter.cluster.id();
     let mut ticks = tokio::time::interval(LOAD_INTERVAL);
     loop {
         ticks.tick().await;
@@ -137,51 +159,38 @@ pub async fn run_sampler(id: NodeId, router: Router, tracker: LoadTracker, clock
         let cpu_ppm = (f64::from(system.global_cpu_usage()) / 100.0 * f64::from(PPM)).clamp(0.0, f64::from(PPM)) as u32;
         let total = system.total_memory().max(1);
         let memory_ppm = (system.used_memory().min(total) as u128 * u128::from(PPM) / u128::from(total)) as u32;
-        tracker.lock().local = LocalLoad { cpu_ppm, memory_ppm };
+        reporter.tracker.lock().local = LocalLoad { cpu_ppm, memory_ppm };
         let ttl = NODE_SIGNAL_TTL.as_nanos() as Nanos;
         for (kind, value) in [("cpu", cpu_ppm), ("memory", memory_ppm)] {
-            let name = format!("{kind}@node{id}");
-            match tokio::time::timeout(LOAD_INTERVAL, router.route()).await {
-                Ok(Route::Local) => {
-                    let _ = tracker.report(&name, value, clock.now(), ttl);
-                }
-                Ok(Route::Remote { addr, channel }) => {
-                    let request = crate::api::forwarded(ReportLoadRequest {
-                        name,
-                        value: f64::from(value) / f64::from(PPM),
-                        ttl_ms: NODE_SIGNAL_TTL.as_millis() as u64,
-                    });
-                    if RateLimiterClient::new(channel).report_load(request).await.is_err() {
-                        router.forget(&addr);
-                    }
-                }
-                Err(_) => {}
+            let sent = tokio::time::timeout(LOAD_INTERVAL, reporter.report(format!("{kind}@node{id}"), value, ttl));
+            if let Ok(Err(error)) = sent.await {
+                tracing::debug!(%error, "could not report this node's load");
             }
         }
     }
 }
 
 /// On the leader, folds the collected signals into the log every [`LOAD_INTERVAL`] when worthwhile.
-pub async fn run_folder(
-    id: NodeId,
-    raft: Raft,
+pub(crate) async fn run_folder(
+    cluster: Cluster,
     tracker: LoadTracker,
     clock: Arc<dyn Clock>,
     multiplier: impl Fn() -> Multiplier,
 ) {
+    let raft: Raft = cluster.raft().clone();
     let mut ticks = tokio::time::interval(LOAD_INTERVAL);
     loop {
         ticks.tick().await;
-        if raft.metrics().borrow().current_leader != Some(id) {
+        if !cluster.is_leader() {
             continue;
         }
         let now = clock.now();
         // While limits are tightened, fold every second so that the controller sees time pass and can relax.
         let force = multiplier() < Multiplier::ONE;
-        if let Some(signals) = tracker.to_fold(now, force) {
-            if let Err(e) = raft.client_write(Request::Load { time: now, signals }).await {
-                tracing::debug!(error = %e, "could not fold load signals");
-            }
+        if let Some(signals) = tracker.to_fold(now, force)
+            && let Err(e) = raft.client_write(LogEntry::Load { time: now, signals }).await
+        {
+            tracing::debug!(error = %e, "could not fold load signals");
         }
     }
 }
@@ -191,19 +200,6 @@ mod tests {
     use super::*;
 
     const SECOND: Nanos = 1_000_000_000;
-
-    #[test]
-    fn node_samples_aggregate_per_kind_and_the_highest_kind_wins() {
-        let mut signals = LoadSignals::new();
-        signals.report("cpu@node1", 900_000, 0, 10 * SECOND).unwrap();
-        signals.report("cpu@node2", 100_000, 0, 10 * SECOND).unwrap();
-        signals.report("cpu@node3", 200_000, 0, 10 * SECOND).unwrap();
-        signals.report("db_pool_utilization", 300_000, 0, 10 * SECOND).unwrap();
-        assert_eq!(cluster_load(&signals, SECOND, Aggregation::Max), 900_000);
-        assert_eq!(cluster_load(&signals, SECOND, Aggregation::Mean), 400_000);
-        // Expired signals no longer count.
-        assert_eq!(cluster_load(&signals, 11 * SECOND, Aggregation::Max), 0);
-    }
 
     #[test]
     fn folding_skips_small_changes_but_not_large_ones() {

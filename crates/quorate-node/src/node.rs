@@ -1,4 +1,4 @@
-//! Starting and stopping a node: storage, Raft, the batcher and the gRPC server, behind one [`NodeHandle`].
+//! Starting and stopping a node: storage, Raft, the pipeline and the gRPC server, behind one [`NodeHandle`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,33 +13,32 @@ use quorate_proto::v1::rate_limiter_server::RateLimiterServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::{
-    AdminService, EnvoyRateLimitService, RaftService, RateLimiterService, Router, RouterParts, health, reflection,
-};
+use crate::api::{AdminService, EnvoyRateLimitService, RaftService, RateLimiterService, health, reflection};
 use crate::batcher::{BatchLimits, Batcher};
+use crate::check::degraded::DegradedLimiter;
+use crate::check::{Pipeline, PipelineParts};
 use crate::clock::Clock;
-use crate::command::{Request, Response};
+use crate::cluster::Cluster;
+use crate::command::{EntryResponse, LogEntry};
 use crate::config::NodeConfig;
+use crate::control::Control;
 use crate::error::NodeError;
-use crate::load::{self, LoadTracker};
+use crate::io::IoMode;
+use crate::load::{self, LoadReporter, LoadTracker};
 use crate::raft::log_store::{SledLogStore, open_db};
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachineStore;
-use crate::raft::{IoMode, Node, NodeId, Raft};
+use crate::raft::{Node, NodeId, Raft};
 
 /// How often a leader checks whether the cluster still needs its initial policy set.
 const POLICY_INSTALL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A running node. Dropping it does not stop it: call [`NodeHandle::shutdown`].
 pub struct NodeHandle {
-    /// The node's id.
-    pub id: NodeId,
-    /// The address the gRPC server is bound to.
-    pub local_addr: SocketAddr,
-    /// The Raft handle.
-    pub raft: Raft,
-    /// The state machine (for status and tests).
-    pub state_machine: StateMachineStore,
+    id: NodeId,
+    local_addr: SocketAddr,
+    raft: Raft,
+    state_machine: StateMachineStore,
     db: sled::Db,
     stop_server: oneshot::Sender<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -54,7 +53,7 @@ impl std::fmt::Debug for NodeHandle {
 
 fn raft_config(config: &NodeConfig) -> Result<Config, NodeError> {
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    Config {
+    Ok(Config {
         cluster_name: "quorate".to_owned(),
         heartbeat_interval: millis(config.heartbeat),
         election_timeout_min: millis(config.election_timeout.0),
@@ -66,8 +65,7 @@ fn raft_config(config: &NodeConfig) -> Result<Config, NodeError> {
         max_in_snapshot_log_to_keep: 1_000,
         ..Config::default()
     }
-    .validate()
-    .map_err(|e| NodeError::Raft(e.to_string()))
+    .validate()?)
 }
 
 /// Starts a node: opens its data directory, starts Raft and serves gRPC; bootstraps the cluster if configured.
@@ -76,10 +74,8 @@ fn raft_config(config: &NodeConfig) -> Result<Config, NodeError> {
 ///
 /// [`NodeError`] if storage cannot be opened, the address cannot be bound or Raft refuses to start.
 pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<NodeHandle, NodeError> {
-    let storage_error = |e: Box<dyn std::error::Error + Send + Sync>| NodeError::Storage {
-        path: config.data_dir.display().to_string(),
-        source: e,
-    };
+    let storage_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| NodeError::Storage { path: config.data_dir.clone(), source: e };
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(Box::new(e)))?;
     let db = open_db(&config.data_dir, config.cache_bytes).map_err(|e| storage_error(Box::new(e)))?;
     let io = config.transport.io_mode();
@@ -93,15 +89,8 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let (listener, local_addr) = config.transport.bind(config.listen).await?;
     let advertise = config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
 
-    let raft = Raft::new(
-        config.id,
-        Arc::new(raft_config(&config)?),
-        NetworkFactory { id: config.id, transport: config.transport },
-        log_store,
-        state_machine.clone(),
-    )
-    .await
-    .map_err(|e| NodeError::Raft(e.to_string()))?;
+    let network = NetworkFactory::new(config.id, config.transport);
+    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log_store, state_machine.clone()).await?;
 
     let limits = BatchLimits {
         max_batch: config.max_batch,
@@ -109,25 +98,27 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         write_timeout: config.check_deadline,
     };
     let batcher = Batcher::spawn(raft.clone(), clock.clone(), limits);
-    let load = LoadTracker::default();
-    let router = Router::new(RouterParts {
-        id: config.id,
-        raft: raft.clone(),
+    let cluster = Cluster::new(config.id, raft.clone(), config.transport);
+    // Twice the longest election: the quorum side of a split has a new leader by then (check::degraded).
+    let local_grace = config.election_timeout.1 * 2;
+    let pipeline = Pipeline::new(PipelineParts {
+        cluster: cluster.clone(),
         batcher,
         state_machine: state_machine.clone(),
         deadline: config.check_deadline,
-        load: load.clone(),
         clock: clock.clone(),
-        transport: config.transport,
-        // Twice the longest election: the quorum side of a split has a new leader by then (crate::degraded).
-        local_grace: config.election_timeout.1 * 2,
+        degraded: DegradedLimiter::new(config.table, local_grace),
+        quorum_ack_within: local_grace / 2,
     });
+    let tracker = LoadTracker::default();
+    let load = LoadReporter::new(cluster.clone(), tracker.clone(), clock.clone(), config.check_deadline);
+    let control = Control::new(cluster.clone(), config.check_deadline);
     let sampler = match config.sample_system {
-        true => tokio::spawn(load::run_sampler(config.id, router.clone(), load.clone(), clock.clone())),
+        true => tokio::spawn(load::run_sampler(load.clone())),
         false => tokio::spawn(async {}),
     };
     let multiplier_source = state_machine.clone();
-    let folder = tokio::spawn(load::run_folder(config.id, raft.clone(), load, clock, move || {
+    let folder = tokio::spawn(load::run_folder(cluster.clone(), tracker.clone(), clock, move || {
         multiplier_source.replica().multiplier()
     }));
     let (health_reporter, health_server) = tonic_health::server::health_reporter();
@@ -135,10 +126,10 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let (stop_server, stopped) = oneshot::channel::<()>();
     let services = tonic::transport::Server::builder()
-        .add_service(RaftServer::new(RaftService::new(raft.clone())))
-        .add_service(RateLimiterServer::new(RateLimiterService::new(router.clone())))
-        .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(router.clone(), config.envoy)))
-        .add_service(AdminServer::new(AdminService::new(router)))
+        .add_service(RaftServer::new(RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone())))
+        .add_service(RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load)))
+        .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline, config.envoy)))
+        .add_service(AdminServer::new(AdminService::new(raft.clone(), state_machine.clone(), tracker, control)))
         .add_service(health_server)
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?);
@@ -146,10 +137,10 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         let _ = stopped.await;
     }));
 
-    if config.bootstrap && !raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
+    if config.bootstrap && !raft.is_initialized().await? {
         let mut members: BTreeMap<NodeId, Node> = config.peers.clone();
         members.insert(config.id, Node { addr: advertise.clone() });
-        raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        raft.initialize(members).await?;
         tracing::info!(id = config.id, "initialised a new cluster");
     }
     let installer = tokio::spawn(install_initial_policies(raft.clone(), state_machine.clone(), config.policies_toml));
@@ -173,12 +164,16 @@ async fn install_initial_policies(raft: Raft, state_machine: StateMachineStore, 
         if state_machine.replica().policies.is_some() {
             return;
         }
-        let is_leader = raft.metrics().borrow().current_leader == Some(raft.metrics().borrow().id);
+        let is_leader = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.current_leader == Some(metrics.id)
+        };
         if is_leader {
-            let request = Request::SetPolicies { toml: toml.clone(), expected_version: 0 };
-            match raft.client_write(request).await {
+            let entry = LogEntry::SetPolicies { toml: toml.clone(), expected_version: 0 };
+            match raft.client_write(entry).await {
                 Ok(written) => {
-                    if let Response::Policies(Ok(version)) = written.data {
+                    if let EntryResponse::Policies(Ok(version)) = written.data {
                         tracing::info!(version, "installed the initial policy set");
                     }
                 }
@@ -190,16 +185,36 @@ async fn install_initial_policies(raft: Raft, state_machine: StateMachineStore, 
 }
 
 impl NodeHandle {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the gRPC server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether the node can decide: it knows a leader and has applied a policy set (what gRPC health reports).
+    pub fn is_ready(&self) -> bool {
+        self.leader().is_some() && self.state_machine.replica().policies.is_some()
+    }
+
     /// Stops the node: Raft, the server and background tasks; flushes storage.
     ///
     /// # Errors
     ///
-    /// [`NodeError::Raft`] if Raft did not shut down cleanly.
+    /// [`NodeError::Shutdown`] if Raft did not shut down cleanly.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         for task in &self.background {
             task.abort();
         }
-        let raft_result = self.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()));
+        let raft_result = self.raft.shutdown().await.map_err(NodeError::Shutdown);
         let _ = self.stop_server.send(());
         let _ = self.server.await;
         let _ = self.db.flush_async().await;

@@ -4,13 +4,33 @@
 //! and in simulation (style.md habit 17).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::NodeError;
-use crate::raft::IoMode;
+use crate::io::IoMode;
+
+/// How long a connection attempt to a peer may take before the call counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Builds a lazy tonic channel to `addr` (`host:port`) over `transport`: nothing is dialled until the first call.
+///
+/// HTTP/2 keep-alives detect a connection that died silently (a partition that dropped packets without FIN/RST).
+///
+/// # Errors
+///
+/// If `addr` is not a valid authority.
+pub(crate) fn lazy_channel(transport: Transport, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5));
+    Ok(transport.channel(endpoint))
+}
 
 /// The network a node uses.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,7 +44,7 @@ pub enum Transport {
 }
 
 /// A bound listener, ready to serve.
-pub enum Listener {
+pub(crate) enum Listener {
     /// A real socket.
     Tcp(TcpListener),
     /// A simulated socket.
@@ -38,7 +58,7 @@ impl Transport {
     /// # Errors
     ///
     /// [`NodeError::Listen`] if the address cannot be bound.
-    pub async fn bind(self, addr: SocketAddr) -> Result<(Listener, SocketAddr), NodeError> {
+    pub(crate) async fn bind(self, addr: SocketAddr) -> Result<(Listener, SocketAddr), NodeError> {
         let listen_error = |e: std::io::Error| NodeError::Listen { addr: addr.to_string(), source: e };
         match self {
             Transport::Tcp => {
@@ -56,7 +76,7 @@ impl Transport {
     }
 
     /// Where storage should run its blocking IO on this network: inline under simulation.
-    pub fn io_mode(self) -> IoMode {
+    pub(crate) fn io_mode(self) -> IoMode {
         match self {
             Transport::Tcp => IoMode::Background,
             #[cfg(feature = "turmoil")]
@@ -90,7 +110,7 @@ impl Listener {
     /// # Errors
     ///
     /// If the server fails.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self,
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quorate_node::clock::SystemClock;
-use quorate_node::raft::{Node, NodeId};
+use quorate_node::{Node, NodeId};
 use quorate_node::{NodeConfig, NodeHandle, start_node};
 use quorate_proto::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use quorate_proto::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{Entry, RateLimitOverride};
@@ -73,7 +73,7 @@ impl Cluster {
         // Followers first, so that the bootstrapping node knows their OS-assigned addresses.
         let two = start_node(config(2, BTreeMap::new()), clock.clone()).await.unwrap();
         let three = start_node(config(3, BTreeMap::new()), clock.clone()).await.unwrap();
-        let peers = [(2, &two), (3, &three)].map(|(id, n)| (id, Node { addr: n.local_addr.to_string() }));
+        let peers = [(2, &two), (3, &three)].map(|(id, n)| (id, Node { addr: n.local_addr().to_string() }));
         let mut first = config(1, peers.into_iter().collect());
         first.bootstrap = true;
         let one = start_node(first, clock).await.unwrap();
@@ -81,17 +81,17 @@ impl Cluster {
     }
 
     fn leader(&self) -> NodeId {
-        self.nodes.iter().find_map(|n| n.raft.metrics().borrow().current_leader).unwrap()
+        self.nodes.iter().find_map(NodeHandle::leader).unwrap()
     }
 
     /// The index of the leader and of one follower in `nodes`.
     fn leader_and_follower(&self) -> (usize, usize) {
-        let leader = self.nodes.iter().position(|n| n.id == self.leader()).unwrap();
+        let leader = self.nodes.iter().position(|n| n.id() == self.leader()).unwrap();
         (leader, (leader + 1) % self.nodes.len())
     }
 
     async fn channel(&self, node: usize) -> Channel {
-        let endpoint = format!("http://{}", self.nodes[node].local_addr);
+        let endpoint = format!("http://{}", self.nodes[node].local_addr());
         Channel::from_shared(endpoint).unwrap().connect().await.unwrap()
     }
 
@@ -266,7 +266,7 @@ async fn a_node_without_a_cluster_is_not_serving_and_answers_unavailable() {
     let config =
         NodeConfig::local(1, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.path().join("n"), BTreeMap::new());
     let node = start_node(config, Arc::new(SystemClock::new())).await.unwrap();
-    let channel = Channel::from_shared(format!("http://{}", node.local_addr)).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", node.local_addr())).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel.clone());
     assert_eq!(health_of(&mut health, "").await, ServingStatus::NotServing);
     assert_eq!(health_of(&mut health, "envoy.service.ratelimit.v3.RateLimitService").await, ServingStatus::NotServing);

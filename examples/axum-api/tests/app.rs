@@ -40,8 +40,7 @@ impl Cluster {
         let node = start_node(config, Arc::new(SystemClock::new())).await.unwrap();
         let ready = async {
             loop {
-                let leads = node.raft.metrics().borrow().current_leader == Some(1);
-                if leads && node.state_machine.replica().policies.is_some() {
+                if node.leader() == Some(1) && node.is_ready() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quorate_node::Node;
 use quorate_node::clock::SystemClock;
-use quorate_node::raft::Node;
 use quorate_node::{NodeConfig, NodeHandle, start_node};
 use quorate_proto::v1::admin_server::{Admin, AdminServer};
 use quorate_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
@@ -232,7 +232,7 @@ impl Cluster {
 
     /// The id of the node every live node agrees leads, if any.
     pub fn leader(&self) -> Option<u64> {
-        let leaders: Vec<Option<u64>> = self.nodes.values().map(|n| n.raft.metrics().borrow().current_leader).collect();
+        let leaders: Vec<Option<u64>> = self.nodes.values().map(NodeHandle::leader).collect();
         let first = *leaders.first()?;
         let alive = first.filter(|id| self.nodes.contains_key(id))?;
         leaders.iter().all(|l| *l == Some(alive)).then_some(alive)
@@ -242,8 +242,7 @@ impl Cluster {
     pub async fn wait_until_ready(&self, within: Duration) {
         let ready = async {
             loop {
-                let policies = self.nodes.values().all(|n| n.state_machine.replica().policies.is_some());
-                if self.leader().is_some() && policies {
+                if self.leader().is_some() && self.nodes.values().all(NodeHandle::is_ready) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;

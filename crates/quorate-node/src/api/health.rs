@@ -16,13 +16,13 @@ use crate::raft::Raft;
 use crate::raft::state_machine::StateMachineStore;
 
 /// How often the health task looks at the node's state.
-pub const HEALTH_POLL: Duration = Duration::from_millis(100);
+pub(crate) const HEALTH_POLL: Duration = Duration::from_millis(100);
 
 /// The services whose health is reported: the overall status `""` and the public APIs.
-pub const REPORTED_SERVICES: [&str; 4] = ["", RATE_LIMITER, ADMIN, ENVOY];
+pub(crate) const REPORTED_SERVICES: [&str; 4] = ["", RATE_LIMITER, ADMIN, ENVOY];
 
 /// Sets every reported service to `status`.
-pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
+pub(crate) async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     for service in REPORTED_SERVICES {
         reporter.set_service_status(service, status).await;
     }
@@ -30,7 +30,7 @@ pub async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
 
 /// Reports SERVING while this node knows a leader and has a policy set, NOT_SERVING otherwise; runs until
 /// aborted.
-pub async fn report_health(reporter: HealthReporter, raft: Raft, state_machine: StateMachineStore) {
+pub(crate) async fn report_health(reporter: HealthReporter, raft: Raft, state_machine: StateMachineStore) {
     let mut reported = None;
     loop {
         let has_leader = raft.metrics().borrow().current_leader.is_some();
@@ -38,7 +38,7 @@ pub async fn report_health(reporter: HealthReporter, raft: Raft, state_machine: 
         let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
         if reported != Some(status) {
             set_all(&reporter, status).await;
-            tracing::info!(%status, "health");
+            tracing::info!(node = raft.metrics().borrow().id, %status, "health");
             reported = Some(status);
         }
         tokio::time::sleep(HEALTH_POLL).await;

@@ -1,25 +1,23 @@
-//! The gRPC services a node serves on one port: the public APIs, the admin API, node-to-node Raft, health and
-//! reflection.
+//! The gRPC services a node serves on one port: the public APIs, the admin API, node-to-node calls, health and
+//! reflection. Each is a thin adapter from its wire messages to the node's typed operations; every error
+//! becomes a status in [`status`].
 //!
-//! - [`RateLimiterService`]: `Check` and `Refund` for API servers; followers forward to the leader.
+//! - [`RateLimiterService`]: `Check`, `Refund` and `ReportLoad` for API servers, through the check pipeline.
 //! - [`EnvoyRateLimitService`]: Envoy's rate limit service v3 ([`envoy`]), the same checks for Envoy proxies.
 //! - [`AdminService`]: status, membership and policies for operators.
-//! - [`RaftService`]: Raft RPCs from peers.
+//! - [`RaftService`]: Raft RPCs and forwarded calls from peers.
 //! - [`health`]: `grpc.health.v1`, SERVING once the node has a leader and policies; [`reflection`]: gRPC server
 //!   reflection.
-//! - [`Router`]: finds the leader and forwards; [`status`] maps every error to a gRPC status in one place.
 
 mod admin;
-pub mod envoy;
-pub mod health;
+pub(crate) mod envoy;
+pub(crate) mod health;
 mod raft;
 mod rate_limiter;
-pub mod reflection;
-mod router;
-pub mod status;
+pub(crate) mod reflection;
+pub(crate) mod status;
 
-pub use admin::AdminService;
-pub use envoy::EnvoyRateLimitService;
-pub use raft::RaftService;
-pub use rate_limiter::RateLimiterService;
-pub use router::{Outcome, Route, Router, RouterParts, forwarded};
+pub(crate) use admin::AdminService;
+pub(crate) use envoy::EnvoyRateLimitService;
+pub(crate) use raft::RaftService;
+pub(crate) use rate_limiter::RateLimiterService;

@@ -21,8 +21,8 @@ fn builder() -> Builder<'static> {
 /// # Errors
 ///
 /// [`NodeError::Reflection`] if the compiled-in descriptors cannot be indexed (a build defect).
-pub fn v1() -> Result<V1Server<impl V1>, NodeError> {
-    builder().build_v1().map_err(|e| NodeError::Reflection(e.to_string()))
+pub(crate) fn v1() -> Result<V1Server<impl V1>, NodeError> {
+    Ok(builder().build_v1()?)
 }
 
 /// Builds the `grpc.reflection.v1alpha.ServerReflection` service, for older clients.
@@ -30,6 +30,6 @@ pub fn v1() -> Result<V1Server<impl V1>, NodeError> {
 /// # Errors
 ///
 /// [`NodeError::Reflection`] if the compiled-in descriptors cannot be indexed (a build defect).
-pub fn v1alpha() -> Result<V1AlphaServer<impl V1Alpha>, NodeError> {
-    builder().build_v1alpha().map_err(|e| NodeError::Reflection(e.to_string()))
+pub(crate) fn v1alpha() -> Result<V1AlphaServer<impl V1Alpha>, NodeError> {
+    Ok(builder().build_v1alpha()?)
 }

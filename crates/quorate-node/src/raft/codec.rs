@@ -8,14 +8,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Encoding or decoding failed.
-pub type CodecError = bincode::Error;
+pub(crate) type CodecError = bincode::Error;
 
 /// Encodes `value`.
 ///
 /// # Errors
 ///
 /// If `value` cannot be represented (never for Quorate's types in practice).
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serialize(value)
 }
 
@@ -24,6 +24,6 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// # Errors
 ///
 /// If `bytes` is not a valid encoding of `T`.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     bincode::deserialize(bytes)
 }

@@ -12,7 +12,7 @@
 //! - `purge` persists `last_purged` first, flushed, then deletes the entries; openraft ignores entries at or
 //!   below `last_purged`, so a crash between the two steps is harmless.
 //!
-//! Flushes and bulk deletions run through [`blocking`] so openraft's async threads never wait on the disk; reads
+//! Flushes and bulk deletions run through [`blocking`](crate::io) so openraft's async threads never wait on the disk; reads
 //! and single in-memory writes stay inline. Every sled or codec failure becomes a [`StorageIOError`] naming the
 //! subject and verb; a corrupt disk gives an error, never a panic.
 
@@ -27,7 +27,8 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLo
 
 use super::flusher::Flusher;
 use super::typ::{Entry, LogId, StorageError, Vote};
-use super::{IoMode, NodeId, TypeConfig, blocking, codec};
+use super::{NodeId, TypeConfig, codec};
+use crate::io::{IoMode, blocking};
 
 #[cfg(test)]
 mod tests;
@@ -46,7 +47,7 @@ const META_TREE: &str = "meta";
 /// # Errors
 ///
 /// If the directory cannot be created or opened, or another process holds the database.
-pub fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
+pub(crate) fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open()
 }
 
@@ -140,7 +141,7 @@ pub(super) fn remove_range(logs: &sled::Tree, range: impl RangeBounds<[u8; 8]>) 
 ///
 /// Cheap to clone: clones share the database (sled's handles are reference-counted).
 #[derive(Clone)]
-pub struct SledLogStore {
+pub(crate) struct SledLogStore {
     db: sled::Db,
     logs: sled::Tree,
     meta: sled::Tree,
@@ -163,7 +164,7 @@ impl SledLogStore {
     /// # Errors
     ///
     /// If sled fails to open the trees.
-    pub fn open(db: &sled::Db) -> Result<Self, StorageError> {
+    pub(crate) fn open(db: &sled::Db) -> Result<Self, StorageError> {
         let mut store = SledLogStore::open_inline(db)?;
         store.flusher = Some(Flusher::spawn(db.clone()).map_err(write_logs)?);
         store.io = IoMode::Background;
@@ -176,7 +177,7 @@ impl SledLogStore {
     /// # Errors
     ///
     /// As [`SledLogStore::open`].
-    pub fn open_inline(db: &sled::Db) -> Result<Self, StorageError> {
+    pub(crate) fn open_inline(db: &sled::Db) -> Result<Self, StorageError> {
         let logs = db.open_tree(LOGS_TREE).map_err(read_logs)?;
         let meta = db.open_tree(META_TREE).map_err(io_err(ErrorSubject::Store, ErrorVerb::Read))?;
         Ok(SledLogStore { db: db.clone(), logs, meta, flusher: None, io: IoMode::Inline })

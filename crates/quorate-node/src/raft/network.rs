@@ -5,8 +5,9 @@
 //! error. And the AppendEntries deadline is openraft's `hard_ttl` (the heartbeat interval): the node config sizes
 //! the heartbeat for its largest batches.
 
+use std::collections::BTreeMap;
 use std::error::Error;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use openraft::error::{NetworkError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
@@ -14,57 +15,78 @@ use quorate_proto::v1::RaftRequest;
 use quorate_proto::v1::raft_client::RaftClient;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::typ::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotError, InstallSnapshotRequest, InstallSnapshotResponse,
     RaftError, RpcError, VoteRequest, VoteResponse,
 };
 use super::{Node, NodeId, TypeConfig, codec};
-use crate::transport::Transport;
-
-/// How long a connection attempt to a peer may take before the RPC counts as unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// Builds a lazy tonic channel to `addr` (`host:port`) over `transport`: nothing is dialled until the first call.
-///
-/// # Errors
-///
-/// If `addr` is not a valid authority.
-pub fn lazy_channel(transport: Transport, addr: &str) -> Result<Channel, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5));
-    Ok(transport.channel(endpoint))
-}
+use crate::transport::{Transport, lazy_channel};
 
 /// Creates one [`PeerConnection`] per (peer, stream) openraft asks for.
 #[derive(Debug, Clone, Default)]
-pub struct NetworkFactory {
-    /// This node's id, for timeout errors.
-    pub id: NodeId,
-    /// The network peers are reached over.
-    pub transport: Transport,
+pub(crate) struct NetworkFactory {
+    id: NodeId,
+    transport: Transport,
+    contact: Contact,
+}
+
+impl NetworkFactory {
+    /// The network of node `id` over `transport`.
+    pub(crate) fn new(id: NodeId, transport: Transport) -> Self {
+        NetworkFactory { id, transport, contact: Contact::default() }
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> PeerConnection {
-        PeerConnection { id: self.id, target, addr: node.addr.clone(), client: None, transport: self.transport }
+        PeerConnection {
+            id: self.id,
+            target,
+            addr: node.addr.clone(),
+            client: None,
+            transport: self.transport,
+            contact: self.contact.clone(),
+        }
+    }
+}
+
+/// Whether each peer answered its last RPC, shared by all connections to it, so that a change is logged once.
+///
+/// openraft logs every failed RPC at ERROR (and the default log filter silences it); what an operator needs is
+/// the transitions: a peer not up yet at start (info: normal while a cluster starts), a peer lost (warn), a peer
+/// back (info).
+#[derive(Debug, Clone, Default)]
+struct Contact(Arc<Mutex<BTreeMap<NodeId, bool>>>);
+
+impl Contact {
+    fn record(&self, node: NodeId, target: NodeId, addr: &str, reached: Result<(), &dyn std::fmt::Display>) {
+        let now = reached.is_ok();
+        let before = {
+            let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            map.insert(target, now)
+        };
+        match (before, reached) {
+            (None, Err(error)) => tracing::info!(node, peer = target, %addr, %error, "peer not reachable yet"),
+            (Some(true), Err(error)) => tracing::warn!(node, peer = target, %addr, %error, "lost contact with peer"),
+            (None | Some(false), Ok(())) => tracing::info!(node, peer = target, %addr, "peer reachable"),
+            (Some(true), Ok(())) | (Some(false), Err(_)) => {}
+        }
     }
 }
 
 /// A connection to one peer, re-dialled after any failure.
 #[derive(Debug)]
-pub struct PeerConnection {
+pub(crate) struct PeerConnection {
     id: NodeId,
     target: NodeId,
     addr: String,
     client: Option<RaftClient<Channel>>,
     transport: Transport,
+    contact: Contact,
 }
 
 impl PeerConnection {
@@ -104,11 +126,14 @@ impl PeerConnection {
         let reply = match tokio::time::timeout(ttl, sent).await {
             Err(_) => {
                 self.client = None;
-                return Err(RpcError::Timeout(Timeout { action, id: self.id, target: self.target, timeout: ttl }));
+                let timeout = Timeout { action, id: self.id, target: self.target, timeout: ttl };
+                self.contact.record(self.id, self.target, &self.addr, Err(&timeout));
+                return Err(RpcError::Timeout(timeout));
             }
             Ok(Err(status)) => {
                 // Replace the channel: a connection that failed once may be dead for good (stack-notes §5).
                 self.client = None;
+                self.contact.record(self.id, self.target, &self.addr, Err(&status.message()));
                 return Err(match status.code() {
                     tonic::Code::Unavailable => RpcError::Unreachable(Unreachable::new(&status)),
                     tonic::Code::DeadlineExceeded => {
@@ -117,7 +142,10 @@ impl PeerConnection {
                     _ => RpcError::Network(NetworkError::new(&status)),
                 });
             }
-            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Ok(reply)) => {
+                self.contact.record(self.id, self.target, &self.addr, Ok(()));
+                reply.into_inner()
+            }
         };
         if !reply.err.is_empty() {
             let remote: RaftError<E> =

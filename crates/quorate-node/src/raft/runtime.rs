@@ -26,7 +26,7 @@ pub fn seed_raft_rng(seed: u64) {
 
 /// Handle to the current thread's Raft RNG.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RaftRng;
+pub(crate) struct RaftRng;
 
 impl RngCore for RaftRng {
     fn next_u32(&mut self) -> u32 {
@@ -48,7 +48,7 @@ impl RngCore for RaftRng {
 
 /// openraft's Tokio runtime with [`RaftRng`] as its random source.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct QuorateRuntime;
+pub(crate) struct QuorateRuntime;
 
 impl AsyncRuntime for QuorateRuntime {
     type JoinError = <TokioRuntime as AsyncRuntime>::JoinError;

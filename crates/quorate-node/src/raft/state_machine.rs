@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::replica::{Replica, ReplicaSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
-use super::{IoMode, TypeConfig, codec};
-use crate::command::Response;
+use super::{TypeConfig, codec};
+use crate::command::EntryResponse;
+use crate::io::{IoMode, blocking};
 
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
@@ -29,7 +30,7 @@ struct StoredSnapshot {
 
 /// The state machine store handed to openraft; cheap to clone, all clones share the replica.
 #[derive(Debug, Clone)]
-pub struct StateMachineStore {
+pub(crate) struct StateMachineStore {
     replica: Arc<Mutex<Replica>>,
     tree: sled::Tree,
     table_config: TableConfig,
@@ -42,7 +43,7 @@ impl StateMachineStore {
     /// # Errors
     ///
     /// If sled fails or the stored snapshot cannot be decoded.
-    pub fn open(db: &sled::Db, table_config: TableConfig, io: IoMode) -> Result<Self, StorageError> {
+    pub(crate) fn open(db: &sled::Db, table_config: TableConfig, io: IoMode) -> Result<Self, StorageError> {
         let tree = db.open_tree("sm").map_err(|e| StorageIOError::read_state_machine(&e))?;
         let replica = match tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_state_machine(&e))? {
             Some(bytes) => {
@@ -58,7 +59,7 @@ impl StateMachineStore {
     }
 
     /// Locks the replica for reading or applying. Never held across an `.await`.
-    pub fn replica(&self) -> MutexGuard<'_, Replica> {
+    pub(crate) fn replica(&self) -> MutexGuard<'_, Replica> {
         // A panic while holding the lock cannot leave a half-applied entry visible to anyone but a crashing
         // node; recover the guard rather than propagate the poison.
         self.replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -81,7 +82,7 @@ impl StateMachineStore {
             tree.flush().map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
             Ok(())
         };
-        super::blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
+        blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
     }
 }
 
@@ -104,8 +105,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             };
             Ok((meta, data))
         };
-        let (meta, data) =
-            super::blocking(self.io, encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
+        let (meta, data) = blocking(self.io, encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
         self.persist(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
@@ -120,7 +120,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok((replica.last_applied, replica.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryResponse>, StorageError>
     where
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
@@ -130,11 +130,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for entry in entries {
             replica.last_applied = Some(entry.log_id);
             let response = match &entry.payload {
-                EntryPayload::Blank => Response::Empty,
-                EntryPayload::Normal(request) => replica.apply_request(request),
+                EntryPayload::Blank => EntryResponse::Empty,
+                EntryPayload::Normal(entry) => replica.apply(entry),
                 EntryPayload::Membership(membership) => {
                     replica.membership = StoredMembership::new(Some(entry.log_id), membership.clone());
-                    Response::Empty
+                    EntryResponse::Empty
                 }
             };
             responses.push(response);

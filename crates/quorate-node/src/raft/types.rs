@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Request, Response};
+use crate::command::{EntryResponse, LogEntry};
 
 /// A node's id in the cluster: a positive integer from the node's config file.
 pub type NodeId = u64;
@@ -24,10 +24,10 @@ impl fmt::Display for Node {
 }
 
 openraft::declare_raft_types!(
-    /// Quorate's Raft types: log entries carry [`Request`]s, the state machine answers [`Response`]s.
-    pub TypeConfig:
-        D = Request,
-        R = Response,
+    /// Quorate's Raft types: log entries carry [`LogEntry`]s, the state machine answers [`EntryResponse`]s.
+    pub(crate) TypeConfig:
+        D = LogEntry,
+        R = EntryResponse,
         NodeId = NodeId,
         Node = Node,
         Entry = openraft::Entry<TypeConfig>,
@@ -36,46 +36,42 @@ openraft::declare_raft_types!(
 );
 
 /// The Raft handle of a node.
-pub type Raft = openraft::Raft<TypeConfig>;
+pub(crate) type Raft = openraft::Raft<TypeConfig>;
 
 /// Short aliases of openraft's generic types, instantiated for [`TypeConfig`].
-pub mod typ {
+pub(crate) mod typ {
     use super::{Node, NodeId, TypeConfig};
 
     /// A log entry.
-    pub type Entry = openraft::Entry<TypeConfig>;
+    pub(crate) type Entry = openraft::Entry<TypeConfig>;
     /// A log id (term, leader, index).
-    pub type LogId = openraft::LogId<NodeId>;
+    pub(crate) type LogId = openraft::LogId<NodeId>;
     /// A vote.
-    pub type Vote = openraft::Vote<NodeId>;
+    pub(crate) type Vote = openraft::Vote<NodeId>;
     /// Storage errors reported to openraft.
-    pub type StorageError = openraft::StorageError<NodeId>;
+    pub(crate) type StorageError = openraft::StorageError<NodeId>;
     /// The membership config stored with its log id.
-    pub type StoredMembership = openraft::StoredMembership<NodeId, Node>;
+    pub(crate) type StoredMembership = openraft::StoredMembership<NodeId, Node>;
     /// Snapshot metadata.
-    pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
+    pub(crate) type SnapshotMeta = openraft::SnapshotMeta<NodeId, Node>;
     /// A snapshot with its data.
-    pub type Snapshot = openraft::Snapshot<TypeConfig>;
+    pub(crate) type Snapshot = openraft::Snapshot<TypeConfig>;
     /// A Raft-level error with an API-specific error `E`.
-    pub type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
+    pub(crate) type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError<NodeId, E>;
     /// An RPC error with a remote error `E`.
-    pub type RpcError<E = openraft::error::Infallible> = openraft::error::RPCError<NodeId, Node, RaftError<E>>;
-    /// The error of `client_write`.
-    pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, Node>;
-    /// The "not the leader, try this one" error.
-    pub type ForwardToLeader = openraft::error::ForwardToLeader<NodeId, Node>;
+    pub(crate) type RpcError<E = openraft::error::Infallible> = openraft::error::RPCError<NodeId, Node, RaftError<E>>;
     /// The error of InstallSnapshot.
-    pub type InstallSnapshotError = openraft::error::InstallSnapshotError;
+    pub(crate) type InstallSnapshotError = openraft::error::InstallSnapshotError;
     /// AppendEntries request.
-    pub type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
+    pub(crate) type AppendEntriesRequest = openraft::raft::AppendEntriesRequest<TypeConfig>;
     /// AppendEntries response.
-    pub type AppendEntriesResponse = openraft::raft::AppendEntriesResponse<NodeId>;
+    pub(crate) type AppendEntriesResponse = openraft::raft::AppendEntriesResponse<NodeId>;
     /// Vote request.
-    pub type VoteRequest = openraft::raft::VoteRequest<NodeId>;
+    pub(crate) type VoteRequest = openraft::raft::VoteRequest<NodeId>;
     /// Vote response.
-    pub type VoteResponse = openraft::raft::VoteResponse<NodeId>;
+    pub(crate) type VoteResponse = openraft::raft::VoteResponse<NodeId>;
     /// InstallSnapshot request.
-    pub type InstallSnapshotRequest = openraft::raft::InstallSnapshotRequest<TypeConfig>;
+    pub(crate) type InstallSnapshotRequest = openraft::raft::InstallSnapshotRequest<TypeConfig>;
     /// InstallSnapshot response.
-    pub type InstallSnapshotResponse = openraft::raft::InstallSnapshotResponse<NodeId>;
+    pub(crate) type InstallSnapshotResponse = openraft::raft::InstallSnapshotResponse<NodeId>;
 }

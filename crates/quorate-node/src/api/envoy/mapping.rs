@@ -21,6 +21,7 @@
 //! INVALID_ARGUMENT with a message naming the descriptor. All descriptors of a request are then checked
 //! atomically like any Quorate check.
 
+use quorate_core::plan::{Check, Cost, DescriptorOverride, LimitOverride, OverrideUnit};
 use quorate_core::policy::{Descriptor, MAX_NAME_LEN};
 use quorate_proto::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use quorate_proto::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::RateLimitOverride;
@@ -28,13 +29,10 @@ use quorate_proto::envoy::service::ratelimit::v3::RateLimitRequest;
 use quorate_proto::envoy::r#type::v3::RateLimitUnit;
 use thiserror::Error;
 
-use crate::command::{Command, DescriptorOverride};
-use crate::limit_override::{LimitOverride, OverrideUnit};
-
 /// Error returned by [`map_request`] when a `RateLimitRequest` cannot become a Quorate check.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum MappingError {
+pub(crate) enum MappingError {
     /// Returned when the request has no descriptors.
     #[error("a RateLimitRequest needs at least one descriptor")]
     NoDescriptors,
@@ -73,29 +71,29 @@ pub enum MappingError {
     },
 }
 
-/// Maps a `RateLimitRequest` to the check command it asks for (see the [module docs](self)).
+/// Maps a `RateLimitRequest` to the check it asks for (see the [module docs](self)).
 ///
 /// # Errors
 ///
 /// [`MappingError`] saying which descriptor or entry is malformed. Whether the mapped descriptors match rules
 /// and fit the limits is decided later, against the policy set.
-pub fn map_request(request: &RateLimitRequest) -> Result<Command, MappingError> {
+pub(crate) fn map_request(request: &RateLimitRequest) -> Result<Check, MappingError> {
     if request.descriptors.is_empty() {
         return Err(MappingError::NoDescriptors);
     }
-    let cost = u64::from(request.hits_addend).max(1);
+    let cost = Cost::at_least_one(u64::from(request.hits_addend));
     let mut descriptors = Vec::with_capacity(request.descriptors.len());
     let mut overrides = Vec::with_capacity(request.descriptors.len());
     for (i, wire) in request.descriptors.iter().enumerate() {
         descriptors.push(map_descriptor(i, wire)?);
         let limit = wire.limit.as_ref().map(|limit| map_override(i, limit)).transpose()?;
-        overrides.push(DescriptorOverride { cost: wire.hits_addend.map(|hits| hits.max(1)), limit });
+        overrides.push(DescriptorOverride { cost: wire.hits_addend.map(Cost::at_least_one), limit });
     }
     // Most requests set neither: an empty list keeps the log entry small and the table on its uniform path.
     if overrides.iter().all(|o| *o == DescriptorOverride::default()) {
         overrides.clear();
     }
-    Ok(Command::Check { descriptors, cost, peek: false, overrides })
+    Ok(Check { descriptors, cost, peek: false, overrides })
 }
 
 /// Maps descriptor `i`'s entries to one Quorate descriptor whose policy the rules choose.
@@ -103,7 +101,7 @@ pub fn map_request(request: &RateLimitRequest) -> Result<Command, MappingError> 
 /// # Errors
 ///
 /// [`MappingError::NoEntries`] or [`MappingError::BadKey`].
-pub fn map_descriptor(i: usize, descriptor: &RateLimitDescriptor) -> Result<Descriptor, MappingError> {
+pub(crate) fn map_descriptor(i: usize, descriptor: &RateLimitDescriptor) -> Result<Descriptor, MappingError> {
     if descriptor.entries.is_empty() {
         return Err(MappingError::NoEntries { descriptor: i });
     }

@@ -17,42 +17,44 @@ use quorate_proto::envoy::service::ratelimit::v3::RateLimitResponse;
 use quorate_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
 use quorate_proto::envoy::service::ratelimit::v3::rate_limit_response::{Code, DescriptorStatus, RateLimit};
 
-use crate::command::{CheckReply, LimitReply};
+use quorate_core::Decision;
+
+use crate::check::Verdict;
 
 const SECOND: Nanos = 1_000_000_000;
 const DAY: Nanos = 86_400 * SECOND;
 
 /// Header carrying the limit of the most restrictive descriptor.
-pub const LIMIT_HEADER: &str = "x-ratelimit-limit";
+pub(crate) const LIMIT_HEADER: &str = "x-ratelimit-limit";
 /// Header carrying the units left under that limit.
-pub const REMAINING_HEADER: &str = "x-ratelimit-remaining";
+pub(crate) const REMAINING_HEADER: &str = "x-ratelimit-remaining";
 /// Header carrying the whole seconds (rounded up) until that limit is back to fresh.
-pub const RESET_HEADER: &str = "x-ratelimit-reset";
+pub(crate) const RESET_HEADER: &str = "x-ratelimit-reset";
 
-/// Builds the response to a request of `descriptors` descriptors from its decision; no headers yet.
-pub fn response(reply: &CheckReply, descriptors: usize) -> RateLimitResponse {
+/// Builds the response to a request of `descriptors` descriptors from its verdict; no headers yet.
+pub(crate) fn response(verdict: &Verdict, descriptors: usize) -> RateLimitResponse {
     let mut statuses = vec![DescriptorStatus { code: Code::Ok as i32, ..DescriptorStatus::default() }; descriptors];
-    for limit in &reply.limits {
-        if let Some(status) = statuses.get_mut(limit.descriptor) {
-            *status = descriptor_status(limit);
+    for (planned, limit) in verdict.limits() {
+        if let Some(status) = statuses.get_mut(planned.descriptor()) {
+            let name = planned.name(&verdict.policies).into_owned();
+            *status = descriptor_status(name, planned.window(&verdict.policies), &limit.decision);
         }
     }
     RateLimitResponse {
-        overall_code: if reply.allowed { Code::Ok } else { Code::OverLimit } as i32,
+        overall_code: if verdict.allowed() { Code::Ok } else { Code::OverLimit } as i32,
         statuses,
         response_headers_to_add: Vec::new(),
         raw_body: Vec::new(),
     }
 }
 
-fn descriptor_status(limit: &LimitReply) -> DescriptorStatus {
-    let decision = &limit.decision;
+fn descriptor_status(name: String, window: Nanos, decision: &Decision) -> DescriptorStatus {
     DescriptorStatus {
         code: if decision.allowed { Code::Ok } else { Code::OverLimit } as i32,
         current_limit: Some(RateLimit {
-            name: limit.policy.clone(),
+            name,
             requests_per_unit: u32::try_from(decision.limit).unwrap_or(u32::MAX),
-            unit: unit_of(limit.window) as i32,
+            unit: unit_of(window) as i32,
         }),
         limit_remaining: u32::try_from(decision.remaining).unwrap_or(u32::MAX),
         duration_until_reset: Some(duration(decision.reset_after)),
@@ -83,7 +85,7 @@ fn duration(nanos: Nanos) -> prost_types::Duration {
 
 /// Builds `x-ratelimit-limit`, `-remaining` and `-reset` from the most restrictive status: the one with the
 /// fewest units remaining, then the longest time to reset. None if no descriptor has a limit.
-pub fn rate_limit_headers(statuses: &[DescriptorStatus]) -> Vec<HeaderValue> {
+pub(crate) fn rate_limit_headers(statuses: &[DescriptorStatus]) -> Vec<HeaderValue> {
     let reset = |s: &DescriptorStatus| s.duration_until_reset.map_or((0, 0), |d| (d.seconds, d.nanos));
     let tightest = statuses
         .iter()
@@ -102,30 +104,40 @@ pub fn rate_limit_headers(statuses: &[DescriptorStatus]) -> Vec<HeaderValue> {
 
 #[cfg(test)]
 mod tests {
-    use quorate_core::Decision;
+    use std::sync::Arc;
+
+    use quorate_core::plan::{Check, Cost, Plan};
+    use quorate_core::policy::{Descriptor, PolicySet};
+    use quorate_core::{CheckOutcome, LimitDecision};
 
     use super::*;
 
-    fn limit(descriptor: usize, allowed: bool, remaining: u64, reset_after: Nanos, window: Nanos) -> LimitReply {
-        LimitReply {
-            descriptor,
-            policy: format!("p{descriptor}"),
-            key: String::new(),
-            base_limit: 10,
-            window,
-            decision: Decision { allowed, limit: 10, remaining, reset_after, retry_after: 0 },
-        }
+    const POLICIES: &str = "unmatched = \"ignore\"\n\
+        [policies.p0]\nalgorithm = \"fixed_window\"\nlimit = 10\nperiod = \"1m\"\n\
+        [policies.p2]\nalgorithm = \"fixed_window\"\nlimit = 10\nperiod = \"7s\"\n\
+        [[rules]]\ndimension = \"a\"\npolicy = \"p0\"\n[[rules]]\ndimension = \"c\"\npolicy = \"p2\"\n";
+
+    /// A verdict on descriptors `a`, `b` (no rule) and `c`, with the given decisions for `a` and `c`.
+    fn verdict(allowed: bool, decisions: [(bool, u64, Nanos); 2]) -> Verdict {
+        let policies = Arc::new(PolicySet::from_toml(POLICIES).unwrap());
+        let descriptors = vec![Descriptor::new("a", "1"), Descriptor::new("b", "2"), Descriptor::new("c", "3")];
+        let plan = Plan::check(&policies, &Check::new(descriptors, Cost::ONE)).unwrap();
+        let limits: Vec<LimitDecision> = decisions
+            .iter()
+            .zip(&plan.limits)
+            .map(|(&(allowed, remaining, reset_after), planned)| LimitDecision {
+                policy: planned.table_id(),
+                base_limit: 10,
+                decision: Decision { allowed, limit: 10, remaining, reset_after, retry_after: 0 },
+            })
+            .collect();
+        let outcome = CheckOutcome { allowed, decision: limits[1].decision, limits };
+        Verdict { outcome, plan, policies, degraded: false }
     }
 
     #[test]
     fn statuses_follow_descriptor_order_and_unlimited_descriptors_are_ok() {
-        let reply = CheckReply {
-            allowed: false,
-            overall: 1,
-            limits: vec![limit(0, true, 4, 2 * SECOND, 60 * SECOND), limit(2, false, 0, SECOND / 2, 7 * SECOND)],
-            policy_version: 1,
-        };
-        let response = response(&reply, 3);
+        let response = response(&verdict(false, [(true, 4, 2 * SECOND), (false, 0, SECOND / 2)]), 3);
         assert_eq!(response.overall_code, Code::OverLimit as i32);
         let codes: Vec<i32> = response.statuses.iter().map(|s| s.code).collect();
         assert_eq!(codes, [Code::Ok as i32, Code::Ok as i32, Code::OverLimit as i32]);
@@ -153,13 +165,8 @@ mod tests {
 
     #[test]
     fn headers_describe_the_most_restrictive_limit_with_reset_rounded_up() {
-        let reply = CheckReply {
-            allowed: true,
-            overall: 1,
-            limits: vec![limit(0, true, 9, 5 * SECOND, 60 * SECOND), limit(1, true, 3, 2 * SECOND + 1, 60 * SECOND)],
-            policy_version: 1,
-        };
-        let headers = rate_limit_headers(&response(&reply, 2).statuses);
+        let response = response(&verdict(true, [(true, 9, 5 * SECOND), (true, 3, 2 * SECOND + 1)]), 3);
+        let headers = rate_limit_headers(&response.statuses);
         let pairs: Vec<(&str, &str)> = headers.iter().map(|h| (h.key.as_str(), h.value.as_str())).collect();
         assert_eq!(pairs, [(LIMIT_HEADER, "10"), (REMAINING_HEADER, "3"), (RESET_HEADER, "3")]);
         assert!(rate_limit_headers(&[DescriptorStatus::default()]).is_empty());

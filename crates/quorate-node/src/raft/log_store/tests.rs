@@ -8,7 +8,7 @@ use quorate_core::TableConfig;
 use tempfile::TempDir;
 
 use super::{LOGS_TREE, META_TREE, SledLogStore, StoreMeta, key, meta, open_db};
-use crate::command::Request;
+use crate::command::LogEntry;
 use crate::raft::TypeConfig;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::typ::{Entry, LogId, StorageError, Vote};
@@ -43,7 +43,7 @@ impl StoreBuilder<TypeConfig, SledLogStore, StateMachineStore, TempDir> for Buil
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let db = open_db(dir.path(), CACHE_BYTES).map_err(|e| StorageIOError::write(&e))?;
         let log_store = SledLogStore::open(&db)?;
-        let state_machine = StateMachineStore::open(&db, TableConfig::default(), crate::raft::IoMode::Background)?;
+        let state_machine = StateMachineStore::open(&db, TableConfig::default(), crate::io::IoMode::Background)?;
         Ok((dir, log_store, state_machine))
     }
 }
@@ -66,7 +66,7 @@ async fn reopened_store_keeps_vote_log_and_committed() -> anyhow::Result<()> {
         },
         Entry {
             log_id: log_id(2, 3),
-            payload: EntryPayload::Normal(Request::SetPolicies { toml: "[x]".to_owned(), expected_version: 7 }),
+            payload: EntryPayload::Normal(LogEntry::SetPolicies { toml: "[x]".to_owned(), expected_version: 7 }),
         },
     ];
     {

@@ -94,14 +94,14 @@ fn descriptor_hits_addend_overrides_the_requests_and_zero_counts_as_one() {
         descriptors: vec![own, zero, descriptor(&[("c", "3")])],
         hits_addend: 0,
     };
-    let Command::Check { cost, overrides, peek, .. } = map_request(&request).unwrap() else { panic!("not a check") };
-    assert_eq!((cost, peek), (1, false));
-    let costs: Vec<Option<u64>> = overrides.iter().map(|o| o.cost).collect();
+    let Check { cost, overrides, peek, .. } = map_request(&request).unwrap();
+    assert_eq!((cost, peek), (Cost::ONE, false));
+    let costs: Vec<Option<u64>> = overrides.iter().map(|o| o.cost.map(Cost::get)).collect();
     assert_eq!(costs, [Some(5), Some(1), None]);
 
     let plain = RateLimitRequest { descriptors: vec![descriptor(&[("c", "3")])], hits_addend: 4, ..Default::default() };
-    let Command::Check { cost, overrides, .. } = map_request(&plain).unwrap() else { panic!("not a check") };
-    assert_eq!(cost, 4);
+    let Check { cost, overrides, .. } = map_request(&plain).unwrap();
+    assert_eq!(cost.get(), 4);
     assert!(overrides.is_empty(), "no per-descriptor settings: no override list");
 }
 
@@ -115,7 +115,7 @@ fn limit_overrides_map_units_and_refuse_unknown_ones_and_zero() {
     let units = [(1, OverrideUnit::Second), (2, OverrideUnit::Minute), (3, OverrideUnit::Hour)];
     let units = units.into_iter().chain([(4, OverrideUnit::Day), (5, OverrideUnit::Month), (6, OverrideUnit::Year)]);
     for (number, unit) in units {
-        let Command::Check { overrides, .. } = map_request(&with_limit(number, 10)).unwrap() else { panic!() };
+        let Check { overrides, .. } = map_request(&with_limit(number, 10)).unwrap();
         assert_eq!(overrides[0].limit, Some(LimitOverride { requests_per_unit: 10, unit }));
     }
     assert_eq!(map_request(&with_limit(0, 10)), Err(MappingError::BadUnit { descriptor: 0, unit: 0 }));

@@ -1,0 +1,299 @@
+//! [`Pipeline`]: plan, commit strictly on the leader, or decide degraded. See the [module docs](super).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quorate_core::CheckOutcome;
+use quorate_core::plan::{Check, Plan, Refund};
+use quorate_core::policy::PolicySet;
+use tokio::time::Instant;
+
+use super::Verdict;
+use super::degraded::{DegradedContext, DegradedLimiter};
+use crate::batcher::Batcher;
+use crate::clock::Clock;
+use crate::cluster::{Cluster, PeerError, Route};
+use crate::command::{Applied, Command, CommandOutcome};
+use crate::error::CheckError;
+use crate::raft::state_machine::StateMachineStore;
+
+/// Pause before trying again after the leader moved or could not be reached.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+
+/// How often to look whether this node has applied a newer policy set, after a plan went stale.
+const POLICY_POLL: Duration = Duration::from_millis(10);
+
+/// What a [`Pipeline`] is built from.
+pub(crate) struct PipelineParts {
+    /// The cluster as this node sees it.
+    pub(crate) cluster: Cluster,
+    /// The leader-side batcher (used when this node leads).
+    pub(crate) batcher: Batcher,
+    /// The local state machine: the policy set and multiplier in force here.
+    pub(crate) state_machine: StateMachineStore,
+    /// How long a request may wait for a leader and a commit.
+    pub(crate) deadline: Duration,
+    /// The node's clock, for degraded decisions.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The limiter for `on_no_quorum` modes.
+    pub(crate) degraded: DegradedLimiter,
+    /// How recently a leading node must have heard from a quorum to count as a working leader.
+    pub(crate) quorum_ack_within: Duration,
+}
+
+/// The one path of every check and refund; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Pipeline {
+    inner: Arc<PipelineParts>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").field("deadline", &self.inner.deadline).finish_non_exhaustive()
+    }
+}
+
+/// How one attempt to commit failed.
+enum Attempt {
+    /// Nothing was committed and a new attempt may succeed: the leader moved, or could not be reached.
+    Retry,
+    /// The attempt failed for good (the error says whether for want of a quorum).
+    Failed(CheckError),
+}
+
+impl Pipeline {
+    /// Builds the pipeline from its parts.
+    pub(crate) fn new(parts: PipelineParts) -> Self {
+        Pipeline { inner: Arc::new(parts) }
+    }
+
+    /// The policy set this node has applied.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::NoPolicies`] until the first leader has installed one.
+    pub(crate) fn policies(&self) -> Result<Arc<PolicySet>, CheckError> {
+        self.inner.state_machine.replica().policies.clone().ok_or(CheckError::NoPolicies)
+    }
+
+    /// Decides one check.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pipeline::check_many`] for its one check.
+    pub(crate) async fn check(&self, check: &Check) -> Result<Verdict, CheckError> {
+        let mut verdicts = self.check_many(std::slice::from_ref(check)).await;
+        verdicts.pop().unwrap_or_else(|| Err(CheckError::Internal("a check got no verdict".to_owned())))
+    }
+
+    /// Decides several checks, each atomically on its own, committed together when they fit one batch.
+    ///
+    /// Every check is planned; the valid ones are committed strictly on the leader, in one batch or one peer
+    /// call. Checks planned against a policy set that changed before they were applied are planned again. If no
+    /// leader commits them within the deadline, each is decided by its policies' `on_no_quorum` modes.
+    ///
+    /// Each result is the check's [`Verdict`] or its own [`CheckError`], in the order of `checks`.
+    pub(crate) async fn check_many(&self, checks: &[Check]) -> Vec<Result<Verdict, CheckError>> {
+        let started = Instant::now();
+        let deadline = started + self.inner.deadline;
+        let mut results: Vec<Option<Result<Verdict, CheckError>>> = checks.iter().map(|_| None).collect();
+        loop {
+            let policies = match self.policies() {
+                Ok(policies) => policies,
+                Err(error) => return finish(results, &error),
+            };
+            let mut planned = Vec::new();
+            for (i, check) in checks.iter().enumerate() {
+                if results[i].is_some() {
+                    continue;
+                }
+                match Plan::check(&policies, check) {
+                    Ok(plan) => planned.push((i, plan)),
+                    Err(error) => results[i] = Some(Err(error.into())),
+                }
+            }
+            if planned.is_empty() {
+                return finish(results, &CheckError::Internal("no check left to decide".to_owned()));
+            }
+            let commands =
+                planned.iter().map(|(i, plan)| Command::Check { plan: plan.clone(), peek: checks[*i].peek }).collect();
+            match self.commit(commands, deadline).await {
+                Ok(outcomes) => {
+                    let mut stale = false;
+                    for ((i, plan), outcome) in planned.into_iter().zip(outcomes) {
+                        results[i] = match outcome {
+                            Ok(Applied::Checked(outcome)) => {
+                                Some(Ok(Verdict { outcome, plan, policies: policies.clone(), degraded: false }))
+                            }
+                            Ok(Applied::Refunded) => {
+                                Some(Err(CheckError::Internal("a check was answered as a refund".to_owned())))
+                            }
+                            Err(CheckError::PolicyChanged { .. }) if Instant::now() < deadline => {
+                                stale = true;
+                                None
+                            }
+                            Err(error) => Some(Err(error)),
+                        };
+                    }
+                    if stale {
+                        self.wait_for_newer_policies(policies.version(), deadline).await;
+                    }
+                }
+                Err(Attempt::Retry) => {
+                    if let Err(error) = self.pause_before_retry(started, deadline).await {
+                        self.decide_all_degraded(&policies, planned, checks, &mut results, &error);
+                    }
+                }
+                Err(Attempt::Failed(error)) => {
+                    self.decide_all_degraded(&policies, planned, checks, &mut results, &error)
+                }
+            }
+            if results.iter().all(Option::is_some) {
+                return finish(results, &CheckError::Internal("unreachable".to_owned()));
+            }
+        }
+    }
+
+    /// Gives a refund's units back, strictly: there is no degraded refund.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError`] if the refund is invalid or no leader applied it within the deadline (it may or may not
+    /// have been applied then).
+    pub(crate) async fn refund(&self, refund: &Refund) -> Result<(), CheckError> {
+        let started = Instant::now();
+        let deadline = started + self.inner.deadline;
+        loop {
+            let policies = self.policies()?;
+            let plan = Plan::refund(&policies, refund)?;
+            let mut outcomes = match self.commit(vec![Command::Refund { plan }], deadline).await {
+                Ok(outcomes) => outcomes,
+                Err(Attempt::Retry) => {
+                    self.pause_before_retry(started, deadline).await?;
+                    continue;
+                }
+                Err(Attempt::Failed(error)) => return Err(error),
+            };
+            match outcomes.pop() {
+                Some(Ok(Applied::Refunded)) => return Ok(()),
+                Some(Err(CheckError::PolicyChanged { .. })) if Instant::now() < deadline => {
+                    self.wait_for_newer_policies(policies.version(), deadline).await;
+                }
+                Some(Err(error)) => return Err(error),
+                Some(Ok(Applied::Checked(_))) | None => {
+                    return Err(CheckError::Internal("a refund got no refund outcome".to_owned()));
+                }
+            }
+        }
+    }
+
+    /// Commits commands a peer forwarded: here or not at all (a forwarded request is never forwarded again).
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError::NotLeader`] if this node does not lead; otherwise as [`Batcher::submit`].
+    pub(crate) async fn commit_forwarded(&self, commands: Vec<Command>) -> Result<Vec<CommandOutcome>, CheckError> {
+        self.inner.batcher.submit(commands).await
+    }
+
+    /// Commits `commands` on the leader, once: the callers plan again and retry on [`Attempt::Retry`], so that
+    /// the commands go to the leader by value, never copied.
+    async fn commit(&self, commands: Vec<Command>, deadline: Instant) -> Result<Vec<CommandOutcome>, Attempt> {
+        match tokio::time::timeout_at(deadline, self.attempt(commands, deadline)).await {
+            Ok(Ok(outcomes)) => {
+                self.inner.degraded.observe_leader(true);
+                Ok(outcomes)
+            }
+            Ok(Err(attempt)) => Err(attempt),
+            Err(_) => Err(Attempt::Failed(CheckError::NotCommitted(self.inner.deadline))),
+        }
+    }
+
+    /// Waits a moment before a retry; returns the error to give up with if the deadline leaves no time for one.
+    async fn pause_before_retry(&self, started: Instant, deadline: Instant) -> Result<(), CheckError> {
+        if Instant::now() + RETRY_PAUSE >= deadline {
+            return Err(CheckError::NoLeader { waited: started.elapsed() });
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+        Ok(())
+    }
+
+    /// One attempt: through the batcher if this node leads, else in one peer call to the leader.
+    async fn attempt(&self, commands: Vec<Command>, deadline: Instant) -> Result<Vec<CommandOutcome>, Attempt> {
+        let retryable = |error: &CheckError| {
+            matches!(error, CheckError::NotLeader { .. } | CheckError::Fatal(_) | CheckError::Stopped)
+        };
+        match self.inner.cluster.route(deadline).await.map_err(Attempt::Failed)? {
+            Route::Local => match self.inner.batcher.submit(commands).await {
+                Ok(outcomes) => Ok(outcomes),
+                // Lost the lead between looking and proposing: nothing was written.
+                Err(error @ CheckError::NotLeader { .. }) => {
+                    tracing::debug!(%error, "not the leader any more; retrying");
+                    Err(Attempt::Retry)
+                }
+                Err(error) => Err(Attempt::Failed(error)),
+            },
+            Route::Remote(peer) => match peer.commit(commands).await {
+                Ok(Ok(outcomes)) => Ok(outcomes),
+                // The peer is not (or no longer) a working leader: ask again who leads.
+                Ok(Err(error)) if retryable(&error) => Err(Attempt::Retry),
+                Ok(Err(error)) => Err(Attempt::Failed(error)),
+                // Found by the crash_and_restart_leader simulation: a leader that dies mid-call must be retried,
+                // not answered. The first call may have committed, so a retry may charge twice: that only ever
+                // denies more.
+                Err(error @ PeerError::Unreachable { .. }) => {
+                    tracing::debug!(%error, "leader unreachable; retrying");
+                    Err(Attempt::Retry)
+                }
+                Err(error @ PeerError::Refused { .. }) => Err(Attempt::Failed(error.into())),
+            },
+        }
+    }
+
+    /// Waits until this node has applied a policy set other than `version`, or until `deadline`.
+    async fn wait_for_newer_policies(&self, version: u64, deadline: Instant) {
+        while Instant::now() + POLICY_POLL < deadline {
+            if self.policies().is_ok_and(|p| p.version() != version) {
+                return;
+            }
+            tokio::time::sleep(POLICY_POLL).await;
+        }
+    }
+
+    /// Answers every planned check after a failed commit: degraded if the failure was for want of a quorum,
+    /// else with the error.
+    fn decide_all_degraded(
+        &self,
+        policies: &Arc<PolicySet>,
+        planned: Vec<(usize, Plan)>,
+        checks: &[Check],
+        results: &mut [Option<Result<Verdict, CheckError>>],
+        error: &CheckError,
+    ) {
+        for (i, plan) in planned {
+            results[i] = Some(match error.is_no_quorum() {
+                true => self.decide_degraded(policies, plan, checks[i].peek),
+                false => Err(error.clone()),
+            });
+        }
+    }
+
+    /// Decides a planned check by its policies' `on_no_quorum` modes.
+    fn decide_degraded(&self, policies: &Arc<PolicySet>, plan: Plan, peek: bool) -> Result<Verdict, CheckError> {
+        let healthy = self.inner.cluster.has_working_leader(self.inner.quorum_ack_within);
+        let local_allowed = self.inner.degraded.observe_leader(healthy);
+        let context = DegradedContext {
+            multiplier: self.inner.state_machine.replica().multiplier(),
+            voters: self.inner.cluster.voters(),
+            now: self.inner.clock.now(),
+        };
+        tracing::debug!(local_allowed, "no quorum: degraded decision");
+        let outcome: CheckOutcome = self.inner.degraded.decide(policies, &plan, peek, context, local_allowed)?;
+        Ok(Verdict { outcome, plan, policies: policies.clone(), degraded: true })
+    }
+}
+
+/// Fills every undecided result with `error`.
+fn finish(results: Vec<Option<Result<Verdict, CheckError>>>, error: &CheckError) -> Vec<Result<Verdict, CheckError>> {
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(error.clone()))).collect()
+}
