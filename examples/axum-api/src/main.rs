@@ -5,7 +5,7 @@
 //! In one terminal, start a local three-node cluster (127.0.0.1:7101-7103) with the sample tier policies:
 //!
 //! ```text
-//! cargo run --release -p quorate-node -- dev
+//! cargo run --release -p quorate-cli -- dev
 //! ```
 //!
 //! In another, the API (on 127.0.0.1:8080):
