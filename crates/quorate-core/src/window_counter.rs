@@ -30,6 +30,10 @@
 //! It is reached by `limit` units in the last nanosecond of a window, then `limit - ceil(2 * limit / W)` units
 //! 2 ns before the next window ends, `W - 1` ns later (test `adversarial_burst_reaches_the_bound`).
 //!
+//! The same weight works the other way after a busy window: `previous * (W - e) / W` stays positive up to the
+//! boundary, so a window that follows a non-empty one admits at most `limit - 1`. Under sustained overload the
+//! counter therefore settles at `limit - 1` per window, a key's own count one unit under the limit.
+//!
 //! The bound assumes `now` never decreases (the keyed table guarantees it) and counts units net of refunds. If the
 //! effective limit changes (adaptive tightening, a policy edit), read `limit` as the highest limit in force over
 //! the two windows. Use [`SlidingWindow`](crate::SlidingWindow) where `limit` itself must be a hard bound.

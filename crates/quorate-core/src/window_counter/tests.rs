@@ -123,3 +123,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sustained_overload_settles_one_below_the_limit() {
+    // After a non-empty window, `previous * (W - e) / W` stays positive up to the boundary, so `current` never
+    // reaches the limit: a key hammered at 60 times its limit gets 100, then 99 per window.
+    let wc = WindowCounter::new(100, MINUTE).unwrap();
+    let mut state = WindowCounterState::default();
+    let start = (T0 / MINUTE + 1) * MINUTE;
+    let mut per_window = [0u64; 6];
+    for i in 0..6 * 6_000 {
+        let t = start + i * 10_000_000;
+        if wc.check(&mut state, t, 1, 100, true).allowed {
+            per_window[((t - start) / MINUTE) as usize] += 1;
+        }
+    }
+    assert_eq!(per_window, [100, 99, 99, 99, 99, 99]);
+}
