@@ -162,13 +162,14 @@ fn render(report: &Report) -> String {
     let share = |n: u64| 100.0 * n as f64 / requests.max(1) as f64;
     let mut out = format!(
         "seed {}, {} sources, σ = {}, median demand {} × limit, {} min, limit {LIMIT}/min: {} requests; demand \
-         above the limit for {:.1}% of sources ({:.1}% of requests); the exact log admits {:.1}%\n\n",
+         above the limit for {} sources ({:.1}%), sending {:.1}% of requests; the exact log admits {:.1}%\n\n",
         a.seed,
         grouped(a.sources),
         a.sigma,
         a.demand,
         a.minutes,
         grouped(requests),
+        grouped(report.over_sources),
         100.0 * report.over_sources as f64 / a.sources as f64,
         share(report.over_requests),
         share(report.exact.total.admitted),
