@@ -82,8 +82,9 @@ impl WindowCounter {
     }
 
     /// The most units this counter can admit in any span of [`WindowCounter::window`] at its base limit:
-    /// `2 * limit - ceil(2 * limit / window)`, or `limit` for a 1 ns window. Tight; see the
-    /// [module docs](self) for the proof.
+    /// `2 * limit - ceil(2 * limit / window)`, or `limit` for a 1 ns window. The bound is tight: `limit` units in
+    /// the last nanosecond of a window, then as many as fit 2 ns before the next one ends, reach it. The proof is
+    /// in the header of `window_counter.rs` and in the README's "Accuracy of the algorithms".
     ///
     /// # Examples
     ///
