@@ -1,8 +1,10 @@
 //! Fixed window: at most `limit` units per window, windows either a fixed length or a UTC calendar unit.
 //!
 //! The simplest and cheapest algorithm, and the right one for budgets that users think of in calendar terms
-//! ("10,000 LLM calls per day", "$50 per month"). Its known weakness is the boundary: up to `2 * limit` may pass
-//! within one window length straddling two windows. Use a sliding window where that matters.
+//! ("10,000 LLM calls per day", "$50 per month"). Its known weakness is the boundary: a span no longer than the
+//! shortest window touches at most two windows, so up to `2 * limit` may pass within one window length straddling
+//! two windows (`limit` in the last nanosecond of one, `limit` in the first of the next); the bound is tight. A
+//! span of 31 days can touch three calendar months (all of February). Use a sliding window where that matters.
 
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +124,10 @@ impl Algorithm for FixedWindow {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
     use super::*;
 
     const SECOND: Nanos = 1_000_000_000;
@@ -153,6 +159,44 @@ mod tests {
         let denied = fw.check(&mut state, noon + 1, 1, 100, true);
         assert_eq!(denied.retry_after, day / 2 - 1);
         assert_eq!(fw.fresh_at(&state), 20_001 * day);
+    }
+
+    #[test]
+    fn admits_twice_the_limit_across_a_boundary() {
+        let fw = FixedWindow::new(100, WindowSpan::Every(60 * SECOND)).unwrap();
+        let mut state = FixedWindowState::default();
+        let boundary = 30_000_000 * 60 * SECOND;
+        assert!(fw.check(&mut state, boundary - 1, 100, 100, true).allowed);
+        assert!(!fw.check(&mut state, boundary - 1, 1, 100, true).allowed);
+        // Two nanoseconds hold 200.
+        assert!(fw.check(&mut state, boundary, 100, 100, true).allowed);
+    }
+
+    proptest! {
+        /// Every window holds at most `limit`, and every span of one window length at most `2 * limit`.
+        #[test]
+        fn never_admits_more_than_twice_the_limit_in_any_span(
+            limit in 1u64..30,
+            length in prop_oneof![1u64..40, Just(SECOND)],
+            ops in prop::collection::vec((0u64..3 * SECOND, 1u64..30), 1..100),
+        ) {
+            let fw = FixedWindow::new(limit, WindowSpan::Every(length)).unwrap();
+            let mut state = FixedWindowState::default();
+            let mut admitted: Vec<(Nanos, u64)> = Vec::new();
+            let mut now = SECOND;
+            for (dt, cost) in ops {
+                now += dt % (3 * length);
+                let cost = cost.min(limit);
+                if fw.check(&mut state, now, cost, limit, true).allowed {
+                    admitted.push((now, cost));
+                    let sum = |keep: &dyn Fn(Nanos) -> bool| -> u64 {
+                        admitted.iter().filter(|&&(t, _)| keep(t)).map(|&(_, c)| c).sum()
+                    };
+                    prop_assert!(sum(&|t| t / length == now / length) <= limit);
+                    prop_assert!(sum(&|t| t + length > now) <= 2 * limit);
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,15 @@
 //! (`capacity` tokens' worth of refill) stays the same and each token costs `ceil(period * capacity / L)` units
 //! instead. The rounding is upwards, so a tightened bucket never admits more than its exact rational model; a
 //! burst of exactly `L` tokens still fits a fresh bucket.
+//!
+//! # Worst case over a span
+//!
+//! Between any two admissions `d` nanoseconds apart (both included) the bucket admits at most
+//! `capacity + d * refill_amount / refill_period` tokens: each admitted token pushes the TAT one interval later,
+//! the TAT is never behind `now` before an admission and never more than `capacity` intervals ahead of it after
+//! one. A span of length `W` holds two admissions at most `W - 1` ns apart, so 100 per minute with a burst of 100
+//! admits up to 199 in one minute: a full burst, then one token every 600 ms. Under a tightened limit `L`, read
+//! `L` for `capacity` and `L * interval` for the refill.
 
 use serde::{Deserialize, Serialize};
 

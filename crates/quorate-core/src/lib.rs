@@ -5,8 +5,9 @@
 //! argument of every call, and all quota arithmetic is on integers. Replicas that apply the same Raft log with
 //! this crate therefore reach bit-identical state.
 //!
-//! - [`TokenBucket`] (GCRA), [`SlidingWindow`] (exact, bucketed), [`WindowCounter`] (approximate, O(1)) and
-//!   [`FixedWindow`] (optionally calendar-aligned) implement [`Algorithm`]; [`Limiter`] holds any of them.
+//! - [`TokenBucket`] (GCRA), [`SlidingWindow`] (exact, bucketed), [`WindowCounter`] (approximate, O(1): up to
+//!   `2 * limit - 1` in one window length) and [`FixedWindow`] (optionally calendar-aligned) implement
+//!   [`Algorithm`]; [`Limiter`] holds any of them. Each module states its worst case over any span.
 //! - [`Decision`] is what one limit answers: allowed, limit, remaining, reset_after, retry_after.
 //! - [`LimiterTable`] keeps state per (policy, key): atomic multi-limit checks, peek, refund, eviction of idle
 //!   keys, a key cap, and snapshots.

@@ -5,7 +5,10 @@
 //! the current one, the `precision - 1` before it and the partly expired oldest one, counted whole. Counting that
 //! oldest bucket whole is what makes the window conservative: for any interval of length `window`, the units
 //! admitted in it never exceed `limit`. The price is that capacity frees at bucket boundaries, up to one bucket
-//! later than an exact timestamp log would free it.
+//! later than an exact timestamp log would free it: a check counts a span between `window` and
+//! `window + window / precision` long, so it denies only when the units admitted in the last
+//! `window + window / precision` leave no room for the cost. Both sides are property-tested against a timestamp
+//! log.
 //!
 //! Memory per key is `precision + 1` counters, whatever the limit or the request rate (the Redis sorted-set
 //! recipe this replaces stores every request).

@@ -1,17 +1,50 @@
 //! Sliding-window counter: the well-known two-window approximation, O(1) per key. Opt-in.
 //!
-//! The estimate at time `now`, `e` nanoseconds into the current fixed window, is
-//! `previous * (window - e) / window + current`: it assumes the previous window's requests were spread evenly.
-//! That assumption can be wrong (a burst at the end of the previous window is under-counted), so this algorithm
-//! may admit somewhat more than `limit` in some window; use [`SlidingWindow`](crate::SlidingWindow) for a hard
-//! bound. All arithmetic is on integers scaled by the window length, so the estimate is exact.
+//! Windows are fixed, `[k * W, (k + 1) * W)` for window length `W`. At time `now`, `e` nanoseconds into window
+//! `k`, the estimate is `previous * (W - e) / W + current`, where `previous` is window `k - 1`'s final count, and a
+//! request of `cost` is admitted iff `estimate + cost <= limit`. The comparison is made on integers scaled by `W`,
+//! so it is exact: nothing is rounded. A `now` exactly on a boundary (`e = 0`) belongs to the new window, where the
+//! previous window still counts in full.
+//!
+//! # Worst case: up to `2 * limit - 1` in one window length
+//!
+//! The estimate assumes the previous window's units were spread evenly over it. A burst at the very end of the
+//! previous window is under-counted as soon as the window turns, so over a span of `W` straddling a boundary this
+//! counter admits up to [`WindowCounter::max_per_window`]:
+//!
+//! ```text
+//! 2 * limit - ceil(2 * limit / W)        (W >= 2 ns; just `limit` when W = 1 ns)
+//! ```
+//!
+//! which is `2 * limit - 1` whenever `W >= 2 * limit` nanoseconds, i.e. for every real policy (199 for 100 per
+//! minute). The bound is tight.
+//!
+//! *Proof.* A span `[s, s + W)` aligned to a window is that window, where `current` never exceeds `limit`. Any
+//! other span covers the last `a` ns of window `k - 1` and the first `b = W - a` ns of window `k`, with
+//! `1 <= a, b <= W - 1`. Let `N <= limit` be window `k - 1`'s final count, which is window `k`'s `previous`. The
+//! span holds at most `N` units of window `k - 1`. Its last admission in window `k` is at some `e <= b - 1`, so
+//! `W - e >= a + 1 >= 2`, and that admission leaves `current <= limit - N * (W - e) / W <= limit - 2N / W`; as
+//! `current` is an integer, the span holds at most `limit - ceil(2N / W)` units of window `k`. The total,
+//! `N + limit - ceil(2N / W) = limit + floor(N * (W - 2) / W)`, grows with `N` and is largest at `N = limit`.
+//!
+//! It is reached by `limit` units in the last nanosecond of a window, then `limit - ceil(2 * limit / W)` units
+//! 2 ns before the next window ends, `W - 1` ns later (test `adversarial_burst_reaches_the_bound`).
+//!
+//! The same weight works the other way after a busy window: `previous * (W - e) / W` stays positive up to the
+//! boundary, so a window that follows a non-empty one admits at most `limit - 1`. Under sustained overload the
+//! counter therefore settles at `limit - 1` per window, a key's own count one unit under the limit.
+//!
+//! The bound assumes `now` never decreases (the keyed table guarantees it) and counts units net of refunds. If the
+//! effective limit changes (adaptive tightening, a policy edit), read `limit` as the highest limit in force over
+//! the two windows. Use [`SlidingWindow`](crate::SlidingWindow) where `limit` itself must be a hard bound.
 
 use serde::{Deserialize, Serialize};
 
 use crate::algorithm::{Algorithm, saturate};
 use crate::{CoreError, Decision, Nanos, bounds};
 
-/// Sliding-window-counter parameters: about `limit` units per `window`.
+/// Sliding-window-counter parameters: about `limit` units per `window`, at most
+/// [`max_per_window`](WindowCounter::max_per_window) (just under `2 * limit`) in any span of `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowCounter {
     limit: u64,
@@ -46,6 +79,27 @@ impl WindowCounter {
     /// The window length.
     pub fn window(&self) -> Nanos {
         self.window
+    }
+
+    /// The most units this counter can admit in any span of [`WindowCounter::window`] at its base limit:
+    /// `2 * limit - ceil(2 * limit / window)`, or `limit` for a 1 ns window. The bound is tight: `limit` units in
+    /// the last nanosecond of a window, then as many as fit 2 ns before the next one ends, reach it. The proof is
+    /// in the header of `window_counter.rs` and in the README's "Accuracy of the algorithms".
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use quorate_core::WindowCounter;
+    ///
+    /// let per_minute = WindowCounter::new(100, 60_000_000_000).unwrap();
+    /// assert_eq!(per_minute.max_per_window(), 199);
+    /// ```
+    pub fn max_per_window(&self) -> u64 {
+        if self.window < 2 {
+            return self.limit;
+        }
+        // Both values are within `bounds`, so `2 * limit` cannot overflow.
+        2 * self.limit - (2 * self.limit).div_ceil(self.window)
     }
 
     fn roll(&self, state: &mut WindowCounterState, index: u64) {
@@ -137,36 +191,4 @@ impl WindowCounter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECOND: Nanos = 1_000_000_000;
-
-    #[test]
-    fn previous_window_weighs_in_proportionally() {
-        let wc = WindowCounter::new(10, 10 * SECOND).unwrap();
-        let mut state = WindowCounterState::default();
-        assert!(wc.check(&mut state, 0, 10, 10, true).allowed);
-        // Half-way through the next window the previous 10 count as 5.
-        let d = wc.check(&mut state, 15 * SECOND, 1, 10, false);
-        assert_eq!(d.remaining, 5);
-        assert!(wc.check(&mut state, 15 * SECOND, 5, 10, true).allowed);
-        let denied = wc.check(&mut state, 15 * SECOND, 1, 10, true);
-        assert!(!denied.allowed);
-        let at = 15 * SECOND + denied.retry_after;
-        assert!(!wc.check(&mut state.clone(), at - 1, 1, 10, true).allowed);
-        assert!(wc.check(&mut state, at, 1, 10, true).allowed);
-    }
-
-    #[test]
-    fn retry_moves_into_the_next_window_when_the_current_is_full() {
-        let wc = WindowCounter::new(4, SECOND).unwrap();
-        let mut state = WindowCounterState::default();
-        assert!(wc.check(&mut state, 0, 4, 4, true).allowed);
-        let denied = wc.check(&mut state, 10, 4, 4, true);
-        // A cost equal to the limit fits only once both windows are empty.
-        assert_eq!(10 + denied.retry_after, 2 * SECOND);
-        assert!(!wc.check(&mut state.clone(), 2 * SECOND - 1, 4, 4, true).allowed);
-        assert!(wc.check(&mut state, 2 * SECOND, 4, 4, true).allowed);
-    }
-}
+mod tests;

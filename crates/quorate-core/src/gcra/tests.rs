@@ -128,6 +128,20 @@ fn tightened_bucket_scales_burst_and_rate() {
     assert_eq!(denied.retry_after, 600_000_000);
 }
 
+#[test]
+fn full_burst_then_steady_refill_reaches_burst_plus_rate_in_one_minute() {
+    let tb = TokenBucket::new(100, 100, MINUTE).unwrap();
+    let mut state = TokenBucketState::default();
+    assert!(tb.check(&mut state, T0, 100, 100, true).allowed);
+    // One token every 600 ms: 99 more before T0 + 60 s, all inside the span [T0, T0 + 60 s).
+    let refills = (1..)
+        .map(|k| T0 + k * 600_000_000)
+        .take_while(|&t| t < T0 + MINUTE)
+        .filter(|&t| tb.check(&mut state, t, 1, 100, true).allowed)
+        .count();
+    assert_eq!(100 + refills, 199);
+}
+
 fn params() -> impl Strategy<Value = (u64, u64, Nanos)> {
     (1u64..50, 1u64..20, prop_oneof![1u64..1_000, 1_000u64..10 * SECOND, Just(MINUTE), Just(3_600 * SECOND)])
 }
@@ -196,6 +210,35 @@ proptest! {
             / (u128::from(period) * u128::from(capacity));
         prop_assert!(u128::from(admitted) <= u128::from(limit) + horizon_tokens);
         prop_assert!(u128::from(model_admitted) <= u128::from(limit) + horizon_tokens);
+    }
+
+    /// Between any two admissions `d` ns apart the bucket admits at most `limit + d / interval` tokens.
+    #[test]
+    fn admits_at_most_burst_plus_refill_over_any_span(
+        (capacity, amount, period) in params(),
+        ops in ops(),
+        cut in 1u64..=100,
+    ) {
+        let tb = TokenBucket::new(capacity, amount, period).unwrap();
+        let limit = (capacity * cut / 100).max(1);
+        let interval = tb.interval(limit);
+        let mut state = TokenBucketState::default();
+        let mut admitted: Vec<(Nanos, u64)> = Vec::new();
+        let mut now = T0;
+        for (dt, cost) in ops {
+            now += dt;
+            let cost = cost.min(limit);
+            if tb.check(&mut state, now, cost, limit, true).allowed {
+                admitted.push((now, cost));
+                // Spans ending at this admission, from every earlier admission: tokens * interval <= refill + burst.
+                let mut tokens = 0u128;
+                for &(t, c) in admitted.iter().rev() {
+                    tokens += u128::from(c);
+                    let refill = u128::from(now - t) * u128::from(amount);
+                    prop_assert!(tokens * interval <= refill + u128::from(limit) * interval);
+                }
+            }
+        }
     }
 
     /// A state past `fresh_at` answers exactly like a fresh one.

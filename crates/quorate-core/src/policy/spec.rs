@@ -73,7 +73,8 @@ pub enum AlgorithmKind {
     TokenBucket,
     /// [`SlidingWindow`](crate::SlidingWindow): at most `limit` in any `period`, in `precision` buckets.
     SlidingWindow,
-    /// [`WindowCounter`](crate::WindowCounter): about `limit` per `period`, O(1) per key.
+    /// [`WindowCounter`](crate::WindowCounter): about `limit` per `period`, O(1) per key; up to `2 * limit - 1` in a
+    /// `period` straddling two windows.
     WindowCounter,
     /// [`FixedWindow`](crate::FixedWindow): at most `limit` per `period` or per `calendar` unit.
     FixedWindow,
