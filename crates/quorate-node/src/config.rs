@@ -21,6 +21,8 @@
 //! [limits]                        # all optional
 //! max_keys = 1000000
 //! check_deadline = "2s"
+//! max_batch_items = 1000          # most checks per CheckBatch call
+//! max_stream_checks = 4096        # most checks in flight per CheckStream
 //!
 //! [load]
 //! sample_system = true            # report this node's CPU and memory as cluster load signals
@@ -58,6 +60,10 @@ pub const DEFAULT_MAX_BATCH: usize = 1024;
 /// Default most batches replicating at once. More overlaps round trips but makes batches smaller; on 2 cores
 /// one is fastest (c64: 10.7k checks/s at 1, 9.4k at 4).
 pub const DEFAULT_MAX_INFLIGHT: usize = 1;
+/// Default most checks one `CheckBatch` call may carry: a batch of this size still fits one log entry.
+pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1_000;
+/// Default most checks one `CheckStream` may have in flight before the node stops reading it (back-pressure).
+pub const DEFAULT_MAX_STREAM_CHECKS: usize = 4_096;
 /// Default sled page cache: enough for the log tail; limiter state lives in memory anyway.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
@@ -141,6 +147,10 @@ pub struct RawLimits {
     pub max_inflight: Option<usize>,
     /// sled page cache in bytes.
     pub cache_bytes: Option<u64>,
+    /// Most checks per `CheckBatch` call.
+    pub max_batch_items: Option<usize>,
+    /// Most checks in flight per `CheckStream`.
+    pub max_stream_checks: Option<usize>,
 }
 
 /// The `[envoy]` table.
@@ -193,6 +203,10 @@ pub struct NodeConfig {
     pub max_inflight: usize,
     /// sled cache in bytes.
     pub cache_bytes: u64,
+    /// Most checks per `CheckBatch` call.
+    pub max_batch_items: usize,
+    /// Most checks in flight per `CheckStream`.
+    pub max_stream_checks: usize,
     /// Whether this node samples its own CPU and memory into the cluster load.
     pub sample_system: bool,
     /// The network: real TCP, or turmoil's in simulation (never from the config file).
@@ -299,6 +313,17 @@ impl NodeConfig {
         if max_batch == 0 {
             return Err(error("limits.max_batch", "must be at least 1"));
         }
+        let max_batch_items = raw.limits.max_batch_items.unwrap_or(DEFAULT_MAX_BATCH_ITEMS);
+        if max_batch_items == 0 {
+            return Err(error("limits.max_batch_items", "must be at least 1"));
+        }
+        let max_stream_checks = raw.limits.max_stream_checks.unwrap_or(DEFAULT_MAX_STREAM_CHECKS);
+        if max_stream_checks < max_batch_items {
+            return Err(error(
+                "limits.max_stream_checks",
+                format!("must be at least limits.max_batch_items ({max_batch_items}): one message must fit"),
+            ));
+        }
         Ok(NodeConfig {
             id: raw.id,
             listen,
@@ -319,6 +344,8 @@ impl NodeConfig {
             max_batch,
             max_inflight: raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT).clamp(1, 64),
             cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+            max_batch_items,
+            max_stream_checks,
             sample_system: raw.load.sample_system.unwrap_or(true),
             transport: Transport::Tcp,
             envoy: EnvoyConfig { response_headers: raw.envoy.response_headers.unwrap_or(false) },
@@ -343,6 +370,8 @@ impl NodeConfig {
             max_batch: DEFAULT_MAX_BATCH,
             max_inflight: DEFAULT_MAX_INFLIGHT,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            max_batch_items: DEFAULT_MAX_BATCH_ITEMS,
+            max_stream_checks: DEFAULT_MAX_STREAM_CHECKS,
             sample_system: true,
             transport: Transport::Tcp,
             envoy: EnvoyConfig::default(),

@@ -13,12 +13,14 @@ use quorate_proto::v1::rate_limiter_server::RateLimiterServer;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::{AdminService, EnvoyRateLimitService, RaftService, RateLimiterService, health, reflection};
+use crate::api::{
+    AdminService, BulkLimits, EnvoyRateLimitService, RaftService, RateLimiterService, health, reflection,
+};
 use crate::batcher::{BatchLimits, Batcher};
 use crate::check::degraded::DegradedLimiter;
 use crate::check::{Pipeline, PipelineParts};
 use crate::clock::Clock;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ForwardLimits};
 use crate::command::{EntryResponse, LogEntry};
 use crate::config::NodeConfig;
 use crate::control::Control;
@@ -98,7 +100,8 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         write_timeout: config.check_deadline,
     };
     let batcher = Batcher::spawn(raft.clone(), clock.clone(), limits);
-    let cluster = Cluster::new(config.id, raft.clone(), config.transport);
+    let forwarding = ForwardLimits { max_batch: config.max_batch, max_inflight: config.max_inflight };
+    let cluster = Cluster::new(config.id, raft.clone(), config.transport, forwarding);
     // Twice the longest election: the quorum side of a split has a new leader by then (check::degraded).
     let local_grace = config.election_timeout.1 * 2;
     let pipeline = Pipeline::new(PipelineParts {
@@ -121,13 +124,14 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let folder = tokio::spawn(load::run_folder(cluster.clone(), tracker.clone(), clock, move || {
         multiplier_source.replica().multiplier()
     }));
+    let bulk = BulkLimits { max_items: config.max_batch_items, max_stream_checks: config.max_stream_checks };
     let (health_reporter, health_server) = tonic_health::server::health_reporter();
     // The reporter starts with "" SERVING; nothing is served before a leader and a policy set are known.
     health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let (stop_server, stopped) = oneshot::channel::<()>();
     let services = tonic::transport::Server::builder()
         .add_service(RaftServer::new(RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone())))
-        .add_service(RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load)))
+        .add_service(RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load, bulk)))
         .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline, config.envoy)))
         .add_service(AdminServer::new(AdminService::new(raft.clone(), state_machine.clone(), tracker, control)))
         .add_service(health_server)

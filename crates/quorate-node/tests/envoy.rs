@@ -5,14 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use quorate_node::clock::SystemClock;
-use quorate_node::{Node, NodeId};
-use quorate_node::{NodeConfig, NodeHandle, start_node};
+use quorate_node::{NodeConfig, start_node};
+
 use quorate_proto::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
 use quorate_proto::envoy::extensions::common::ratelimit::v3::rate_limit_descriptor::{Entry, RateLimitOverride};
 use quorate_proto::envoy::service::ratelimit::v3::rate_limit_response::rate_limit::Unit;
@@ -20,14 +22,12 @@ use quorate_proto::envoy::service::ratelimit::v3::rate_limit_response::{Code, Ra
 use quorate_proto::envoy::service::ratelimit::v3::rate_limit_service_client::RateLimitServiceClient;
 use quorate_proto::envoy::service::ratelimit::v3::{RateLimitRequest, RateLimitResponse};
 use quorate_proto::envoy::r#type::v3::RateLimitUnit;
-use tempfile::TempDir;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// How long a cluster may take to elect a leader and install its policies.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
+use support::{Cluster, READY_TIMEOUT};
 
 /// Hourly token buckets: nothing refills noticeably while a test runs.
 const POLICIES: &str = r#"
@@ -52,68 +52,23 @@ dimension = "method.path"
 policy = "per_route"
 "#;
 
-/// A running cluster and where its nodes listen.
-struct Cluster {
-    nodes: Vec<NodeHandle>,
-    _dir: TempDir,
+/// Starts three nodes; node `i` adds X-RateLimit headers if `headers[i]`.
+async fn start(headers: [bool; 3]) -> Cluster {
+    Cluster::start(POLICIES, |id, config| config.envoy.response_headers = headers[id as usize - 1]).await
 }
 
-impl Cluster {
-    /// Starts three nodes; node `i` adds X-RateLimit headers if `headers[i]`.
-    async fn start(headers: [bool; 3]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let config = |id: NodeId, peers: BTreeMap<NodeId, Node>| {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            let mut config = NodeConfig::local(id, listen, dir.path().join(format!("node{id}")), peers);
-            config.policies_toml = POLICIES.to_owned();
-            config.envoy.response_headers = headers[id as usize - 1];
-            config
-        };
-        let clock = Arc::new(SystemClock::new());
-        // Followers first, so that the bootstrapping node knows their OS-assigned addresses.
-        let two = start_node(config(2, BTreeMap::new()), clock.clone()).await.unwrap();
-        let three = start_node(config(3, BTreeMap::new()), clock.clone()).await.unwrap();
-        let peers = [(2, &two), (3, &three)].map(|(id, n)| (id, Node { addr: n.local_addr().to_string() }));
-        let mut first = config(1, peers.into_iter().collect());
-        first.bootstrap = true;
-        let one = start_node(first, clock).await.unwrap();
-        Cluster { nodes: vec![one, two, three], _dir: dir }
-    }
+async fn rls(cluster: &Cluster, node: usize) -> RateLimitServiceClient<Channel> {
+    RateLimitServiceClient::new(cluster.channel(node).await)
+}
 
-    fn leader(&self) -> NodeId {
-        self.nodes.iter().find_map(NodeHandle::leader).unwrap()
-    }
-
-    /// The index of the leader and of one follower in `nodes`.
-    fn leader_and_follower(&self) -> (usize, usize) {
-        let leader = self.nodes.iter().position(|n| n.id() == self.leader()).unwrap();
-        (leader, (leader + 1) % self.nodes.len())
-    }
-
-    async fn channel(&self, node: usize) -> Channel {
-        let endpoint = format!("http://{}", self.nodes[node].local_addr());
-        Channel::from_shared(endpoint).unwrap().connect().await.unwrap()
-    }
-
-    async fn rls(&self, node: usize) -> RateLimitServiceClient<Channel> {
-        RateLimitServiceClient::new(self.channel(node).await)
-    }
-
-    /// Waits until every node's health check answers SERVING for the whole server.
-    async fn wait_until_serving(&self) {
-        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-        for node in 0..self.nodes.len() {
-            let mut health = HealthClient::new(self.channel(node).await);
-            while health_of(&mut health, "").await != ServingStatus::Serving {
-                assert!(tokio::time::Instant::now() < deadline, "node {node} not SERVING in time");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-
-    async fn shutdown(self) {
-        for node in self.nodes {
-            node.shutdown().await.unwrap();
+/// Waits until every node's health check answers SERVING for the whole server.
+async fn wait_until_serving(cluster: &Cluster) {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    for node in 0..cluster.nodes.len() {
+        let mut health = HealthClient::new(cluster.channel(node).await);
+        while health_of(&mut health, "").await != ServingStatus::Serving {
+            assert!(tokio::time::Instant::now() < deadline, "node {node} not SERVING in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -146,10 +101,10 @@ fn remaining(response: &RateLimitResponse) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_and_followers_enforce_one_limit_atomically() {
-    let cluster = Cluster::start([false; 3]).await;
-    cluster.wait_until_serving().await;
+    let cluster = start([false; 3]).await;
+    wait_until_serving(&cluster).await;
     let (leader, follower) = cluster.leader_and_follower();
-    let (mut on_leader, mut on_follower) = (cluster.rls(leader).await, cluster.rls(follower).await);
+    let (mut on_leader, mut on_follower) = (rls(&cluster, leader).await, rls(&cluster, follower).await);
     let ip = |v: &str| descriptor(&[("remote_address", v)]);
 
     let first = ask(&mut on_follower, vec![ip("10.0.0.1")]).await;
@@ -189,10 +144,10 @@ async fn leader_and_followers_enforce_one_limit_atomically() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overrides_headers_errors_health_and_reflection() {
     // Node 1 adds X-RateLimit headers, nodes 2 and 3 do not.
-    let cluster = Cluster::start([true, false, false]).await;
-    cluster.wait_until_serving().await;
+    let cluster = start([true, false, false]).await;
+    wait_until_serving(&cluster).await;
     let (_, follower) = cluster.leader_and_follower();
-    let mut client = cluster.rls(follower).await;
+    let mut client = rls(&cluster, follower).await;
 
     // A descriptor-level limit override is enforced instead of the rules, even for a key no rule matches.
     let limited = || {
@@ -213,7 +168,7 @@ async fn overrides_headers_errors_health_and_reflection() {
 
     // Headers come from the node Envoy asked, whoever decided.
     for node in 0..3 {
-        let mut client = cluster.rls(node).await;
+        let mut client = rls(&cluster, node).await;
         let answer = ask(&mut client, vec![descriptor(&[("remote_address", "10.9.9.9")])]).await;
         let headers: Vec<(String, String)> =
             answer.response_headers_to_add.into_iter().map(|h| (h.key, h.value)).collect();

@@ -2,7 +2,8 @@
 //! reflection. Each is a thin adapter from its wire messages to the node's typed operations; every error
 //! becomes a status in [`status`].
 //!
-//! - [`RateLimiterService`]: `Check`, `Refund` and `ReportLoad` for API servers, through the check pipeline.
+//! - [`RateLimiterService`]: `Check`, `CheckBatch`, `CheckStream`, `Refund` and `ReportLoad` for API servers,
+//!   through the check pipeline.
 //! - [`EnvoyRateLimitService`]: Envoy's rate limit service v3 ([`envoy`]), the same checks for Envoy proxies.
 //! - [`AdminService`]: status, membership and policies for operators.
 //! - [`RaftService`]: Raft RPCs and forwarded calls from peers.
@@ -10,6 +11,7 @@
 //!   reflection.
 
 mod admin;
+mod check_stream;
 pub(crate) mod envoy;
 pub(crate) mod health;
 mod raft;
@@ -20,4 +22,4 @@ pub(crate) mod status;
 pub(crate) use admin::AdminService;
 pub(crate) use envoy::EnvoyRateLimitService;
 pub(crate) use raft::RaftService;
-pub(crate) use rate_limiter::RateLimiterService;
+pub(crate) use rate_limiter::{BulkLimits, RateLimiterService};

@@ -1,4 +1,5 @@
-//! `quorate.v1.RateLimiter`: Check, Refund and ReportLoad, as thin adapters over the check pipeline.
+//! `quorate.v1.RateLimiter`: Check, CheckBatch, CheckStream, Refund and ReportLoad, as thin adapters over the
+//! check pipeline.
 
 use std::time::Duration;
 
@@ -8,10 +9,12 @@ use quorate_core::policy::Descriptor;
 use quorate_core::{CoreError, Nanos};
 use quorate_proto::v1::rate_limiter_server::RateLimiter;
 use quorate_proto::v1::{
-    self as pb, CheckRequest, CheckResponse, RefundRequest, RefundResponse, ReportLoadRequest, ReportLoadResponse,
+    self as pb, CheckBatchRequest, CheckBatchResponse, CheckRequest, CheckResponse, CheckStreamRequest, RefundRequest,
+    RefundResponse, ReportLoadRequest, ReportLoadResponse,
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
+use super::check_stream::{self, AnswerStream};
 use super::status;
 use crate::check::{Pipeline, Verdict};
 use crate::error::CheckError;
@@ -25,12 +28,22 @@ const MAX_SIGNAL_TTL: Duration = Duration::from_secs(3_600);
 pub(crate) struct RateLimiterService {
     pipeline: Pipeline,
     load: LoadReporter,
+    limits: BulkLimits,
+}
+
+/// How much one `CheckBatch` call or one `CheckStream` may carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BulkLimits {
+    /// Most checks per batch call or stream message.
+    pub(crate) max_items: usize,
+    /// Most checks in flight per stream.
+    pub(crate) max_stream_checks: usize,
 }
 
 impl RateLimiterService {
-    /// Serves decisions through `pipeline` and load reports through `load`.
-    pub(crate) fn new(pipeline: Pipeline, load: LoadReporter) -> Self {
-        RateLimiterService { pipeline, load }
+    /// Serves decisions through `pipeline` and load reports through `load`, bulk calls within `limits`.
+    pub(crate) fn new(pipeline: Pipeline, load: LoadReporter, limits: BulkLimits) -> Self {
+        RateLimiterService { pipeline, load, limits }
     }
 }
 
@@ -53,6 +66,15 @@ pub(crate) fn check_from_wire(wire: CheckRequest) -> Check {
         peek: wire.peek,
         overrides: Vec::new(),
     }
+}
+
+/// The wire result of one check of a batch or stream message.
+pub(crate) fn check_result(verdict: &Result<Verdict, CheckError>) -> pb::CheckResult {
+    let result = match verdict {
+        Ok(verdict) => pb::check_result::Result::Decision(check_response(verdict)),
+        Err(error) => pb::check_result::Result::Error(status::item_error(error)),
+    };
+    pb::CheckResult { result: Some(result) }
 }
 
 /// The wire response of a verdict.
@@ -86,6 +108,29 @@ impl RateLimiter for RateLimiterService {
         let check = check_from_wire(request.into_inner());
         let verdict = self.pipeline.check(&check).await.map_err(|e| status::from_check(&e))?;
         Ok(Response::new(check_response(&verdict)))
+    }
+
+    async fn check_batch(&self, request: Request<CheckBatchRequest>) -> Result<Response<CheckBatchResponse>, Status> {
+        let wire = request.into_inner();
+        if wire.checks.len() > self.limits.max_items {
+            let message =
+                format!("a batch carries at most {} checks, this one has {}", self.limits.max_items, wire.checks.len());
+            return Err(status::from_check(&invalid(message)));
+        }
+        let checks: Vec<Check> = wire.checks.into_iter().map(check_from_wire).collect();
+        let results = self.pipeline.check_many(&checks).await.iter().map(check_result).collect();
+        Ok(Response::new(CheckBatchResponse { results }))
+    }
+
+    type CheckStreamStream = AnswerStream;
+
+    async fn check_stream(
+        &self,
+        request: Request<Streaming<CheckStreamRequest>>,
+    ) -> Result<Response<AnswerStream>, Status> {
+        let BulkLimits { max_items, max_stream_checks } = self.limits;
+        let answers = check_stream::serve(self.pipeline.clone(), request.into_inner(), max_items, max_stream_checks);
+        Ok(Response::new(answers))
     }
 
     async fn report_load(&self, request: Request<ReportLoadRequest>) -> Result<Response<ReportLoadResponse>, Status> {

@@ -7,6 +7,7 @@
 //! unavailable", which Envoy's `failure_mode_deny` turns into allow or deny. [`for_envoy`] keeps
 //! INVALID_ARGUMENT and makes everything else UNAVAILABLE.
 
+use quorate_proto::v1::ItemError;
 use tonic::{Code, Status};
 
 use super::envoy::MappingError;
@@ -28,6 +29,12 @@ pub(crate) fn from_check(error: &CheckError) -> Status {
         | CheckError::Stopped => Status::unavailable(message),
         CheckError::PeerRefused { .. } | CheckError::Internal(_) => Status::internal(message),
     }
+}
+
+/// The per-check error of a batch or stream answer: the code and message a lone `Check` would have failed with.
+pub(crate) fn item_error(error: &CheckError) -> ItemError {
+    let status = from_check(error);
+    ItemError { code: status.code() as i32, message: status.message().to_owned() }
 }
 
 /// The status of a failed admin write.

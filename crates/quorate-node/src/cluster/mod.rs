@@ -6,6 +6,7 @@
 //!   many checks in one call, load reports, admin writes. A leader answers `NotLeader` rather than forwarding
 //!   again, so a stale view of the leader can never make a loop.
 
+mod forwarder;
 mod peer;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,10 @@ use openraft::ServerState;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+pub(crate) use forwarder::ForwardLimits;
 pub(crate) use peer::{Peer, PeerCall, PeerError};
+
+use forwarder::Forwarder;
 
 use crate::error::CheckError;
 use crate::raft::{NodeId, Raft};
@@ -44,7 +48,9 @@ struct Inner {
     id: NodeId,
     raft: Raft,
     transport: Transport,
+    limits: ForwardLimits,
     channels: Mutex<BTreeMap<String, Channel>>,
+    forwarders: Mutex<BTreeMap<String, Forwarder>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -54,9 +60,18 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// The cluster as node `id` sees it through `raft`, reaching peers over `transport`.
-    pub(crate) fn new(id: NodeId, raft: Raft, transport: Transport) -> Self {
-        Cluster { inner: Arc::new(Inner { id, raft, transport, channels: Mutex::new(BTreeMap::new()) }) }
+    /// The cluster as node `id` sees it through `raft`, reaching peers over `transport` and forwarding commands
+    /// to the leader within `limits`.
+    pub(crate) fn new(id: NodeId, raft: Raft, transport: Transport, limits: ForwardLimits) -> Self {
+        let inner = Inner {
+            id,
+            raft,
+            transport,
+            limits,
+            channels: Mutex::new(BTreeMap::new()),
+            forwarders: Mutex::new(BTreeMap::new()),
+        };
+        Cluster { inner: Arc::new(inner) }
     }
 
     /// This node's id.
@@ -135,7 +150,16 @@ impl Cluster {
         self.channels().remove(addr);
     }
 
-    fn channel(&self, addr: &str) -> Option<Channel> {
+    /// The forwarding queue to the leader at `addr`, started on first use.
+    pub(crate) fn forwarder(&self, addr: &str) -> Forwarder {
+        let mut forwarders = self.inner.forwarders.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        forwarders
+            .entry(addr.to_owned())
+            .or_insert_with(|| Forwarder::spawn(self.clone(), addr.to_owned(), self.inner.limits))
+            .clone()
+    }
+
+    pub(crate) fn channel(&self, addr: &str) -> Option<Channel> {
         let mut channels = self.channels();
         if let Some(channel) = channels.get(addr) {
             return Some(channel.clone());

@@ -96,7 +96,8 @@ impl Peer {
         Peer { cluster, addr, client: RaftClient::new(channel) }
     }
 
-    /// Commits `commands` on the leader, in one call, and returns their outcomes in order.
+    /// Commits `commands` on the leader and returns their outcomes in order: in one call, together with whatever
+    /// else this node forwards meanwhile ([`super::forwarder`]).
     ///
     /// # Errors
     ///
@@ -105,7 +106,7 @@ impl Peer {
         &self,
         commands: Vec<Command>,
     ) -> Result<Result<Vec<CommandOutcome>, CheckError>, PeerError> {
-        self.call(&PeerCall::Commit(commands)).await
+        self.cluster.forwarder(&self.addr).commit(commands, &self.addr).await
     }
 
     /// Sends `call` and decodes the leader's answer.
