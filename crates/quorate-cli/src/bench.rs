@@ -47,7 +47,7 @@ pub struct BenchArgs {
     /// Warmup seconds: traffic is sent but not recorded.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub warmup: f64,
-    /// Distinct keys, picked uniformly: the descriptor value is <key-prefix><index>.
+    /// Distinct keys, picked uniformly: the descriptor value is `<key-prefix><index>`.
     #[arg(long, default_value_t = 10_000)]
     pub keys: u64,
     /// Descriptor dimension of every check.

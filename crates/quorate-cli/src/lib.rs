@@ -2,7 +2,7 @@
 //!
 //! - `serve --config node1.toml`: one node ([`serve`]), on quorate-node's library API.
 //! - `dev`: a local three-node cluster with the sample tier policies ([`dev`]).
-//! - `check`, `status`, `bench`: clients of a running cluster ([`check`], [`status`], [`bench`]), on
+//! - `check`, `status`, `bench`: clients of a running cluster ([`check`], [`status`], [`bench`](mod@bench)), on
 //!   quorate-client (its endpoints, failover and headers).
 //!
 //! The binary's `main` is [`main`]: it parses the command line, sets up logging, runs the command and reports

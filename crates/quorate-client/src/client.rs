@@ -1,36 +1,20 @@
-//! [`Client`]: checks, peeks and refunds against a cluster, leader-aware, retried within a deadline.
-//!
-//! # What is retried
-//!
-//! Every call has an overall deadline; each attempt gets the smaller of the call timeout and the time left, and
-//! goes to the leader if known (see `routing.rs`). Only failures another node (or a moment later) may fix are
-//! retried, and only while the retry cannot make the cluster admit more than its limits:
-//!
-//! | failure of an attempt                               | check           | peek, status | refund |
-//! |-----------------------------------------------------|-----------------|--------------|--------|
-//! | connection failed (refused, unreachable): not sent  | retry           | retry        | retry  |
-//! | `UNAVAILABLE` (node not leader, no quorum, conn lost)| retry (1)      | retry        | no     |
-//! | call timed out (`DEADLINE_EXCEEDED`, `CANCELLED`)   | no (2)          | retry        | no     |
-//! | `INVALID_ARGUMENT`, `RESOURCE_EXHAUSTED`, other     | no: typed error | no           | no     |
-//!
-//! (1) A node answers `UNAVAILABLE` when it could not commit in time, and a connection can break after the
-//! request left: the first attempt may still commit, so the retry may charge twice. Charging twice only ever
-//! denies more, and the protocol asks for this retry. (2) A timed-out check is most likely still in the leader's
-//! pipeline; retrying it would usually charge twice, so it fails with [`ClientError::Timeout`] unless
-//! [`ClientBuilder::retry_timed_out_checks`] is set. A refund that may have been applied is never repeated:
-//! refunding twice would over-admit.
+//! [`Client`]: checks, peeks and refunds against a cluster, leader-aware, retried within a deadline
+//! ([`crate::caller`] says what is retried), concurrent checks grouped into batch calls ([`crate::coalesce`]).
 
-use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use quorate_proto::v1::admin_client::AdminClient;
+use quorate_proto::v1::check_result::Result as Outcome;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
-use quorate_proto::v1::{CheckRequest, RefundRequest, ReportLoadRequest, StatusRequest, StatusResponse};
+use quorate_proto::v1::{
+    CheckBatchRequest, CheckRequest, CheckResponse, RefundRequest, ReportLoadRequest, StatusRequest, StatusResponse,
+};
 use tokio::time::Instant;
 use tonic::Code;
-use tonic::transport::Channel;
 
+use crate::caller::{Call, Caller};
+use crate::coalesce::{Coalescer, send_one};
 use crate::config::{ClientBuilder, FailureMode, Settings};
 use crate::decision::{Decision, Source};
 use crate::descriptors::Descriptors;
@@ -38,13 +22,8 @@ use crate::error::ClientError;
 use crate::fallback::LocalLimiter;
 use crate::routing::Routing;
 
-/// The first pause between two attempts; it doubles up to [`MAX_RETRY_PAUSE`].
-const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(10);
-
-/// The longest pause between two attempts: short next to an election (~0.5 s), long enough not to spin.
-const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
-
-/// A handle to a Quorate cluster. Cheap to clone: clones share channels, the cached leader and the fallback.
+/// A handle to a Quorate cluster. Cheap to clone: clones share channels, the cached leader, the batching of
+/// concurrent checks and the fallback.
 ///
 /// See the [crate docs](crate) for an example.
 #[derive(Debug, Clone)]
@@ -54,29 +33,10 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Inner {
-    settings: Settings,
-    routing: Arc<Routing>,
+    caller: Arc<Caller>,
     fallback: Option<LocalLimiter>,
-}
-
-/// What is being called, which decides what may be retried (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Call {
-    Check,
-    Read,
-    Refund,
-}
-
-/// How one attempt failed.
-enum Failure {
-    /// The connection could not be made: the request was never sent.
-    NotSent,
-    /// `UNAVAILABLE` after the request may have been sent.
-    Unavailable,
-    /// The attempt timed out after the request was sent.
-    TimedOut,
-    /// An answer no retry changes.
-    Final(ClientError),
+    /// Started on the first check, inside the caller's runtime.
+    coalescer: OnceLock<Coalescer>,
 }
 
 impl Client {
@@ -109,28 +69,34 @@ impl Client {
             FailureMode::Local(limit) => Some(LocalLimiter::new(limit)),
             FailureMode::Closed | FailureMode::Open => None,
         };
-        Client { inner: Arc::new(Inner { settings, routing, fallback }) }
+        let caller = Arc::new(Caller { settings, routing });
+        Client { inner: Arc::new(Inner { caller, fallback, coalescer: OnceLock::new() }) }
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.inner.caller.settings
     }
 
     /// Returns the configured endpoints, normalised to `http://host:port`.
     pub fn endpoints(&self) -> &[String] {
-        self.inner.routing.urls()
+        self.inner.caller.routing.urls()
     }
 
     /// Returns what checks do while the cluster is unreachable.
     pub fn failure_mode(&self) -> FailureMode {
-        self.inner.settings.failure_mode
+        self.settings().failure_mode
     }
 
     /// Returns the URL of the leader this client sends calls to, if it knows one.
     pub fn leader(&self) -> Option<String> {
-        self.inner.routing.leader()
+        self.inner.caller.routing.leader()
     }
 
     /// Checks a request costing `cost` units (0 counts as 1) against every limit its descriptors resolve to,
     /// and charges them all if every one allows it.
     ///
     /// A denial is `Ok` with `allowed == false`. While the cluster is unreachable, the [`FailureMode`] decides.
+    /// Checks made concurrently on one client are sent together in batch calls ([`ClientBuilder::coalesce`]).
     ///
     /// # Errors
     ///
@@ -156,6 +122,85 @@ impl Client {
         self.decide(descriptors, cost, true).await
     }
 
+    /// Checks many requests in batch calls (at most [`ClientBuilder::coalesce_max_batch`] per call): each is its
+    /// own atomic decision, with its own result, in order. The [`FailureMode`] applies to each one the cluster
+    /// could not decide.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`Client::check`].
+    pub async fn check_many(&self, checks: &[(Descriptors, u64)]) -> Vec<Result<Decision, ClientError>> {
+        let max = self.settings().coalesce.max_batch;
+        let mut decisions = Vec::with_capacity(checks.len());
+        for chunk in checks.chunks(max.max(1)) {
+            decisions.extend(self.check_chunk(chunk).await);
+        }
+        decisions
+    }
+
+    async fn check_chunk(&self, chunk: &[(Descriptors, u64)]) -> Vec<Result<Decision, ClientError>> {
+        let mut results: Vec<Option<Result<Decision, ClientError>>> = chunk.iter().map(|_| None).collect();
+        let mut requests = Vec::new();
+        let mut sent = Vec::new();
+        for (i, (descriptors, cost)) in chunk.iter().enumerate() {
+            match require_descriptors(descriptors) {
+                Ok(()) => {
+                    requests.push(CheckRequest {
+                        descriptors: descriptors.to_wire(),
+                        cost: (*cost).max(1),
+                        peek: false,
+                    });
+                    sent.push(i);
+                }
+                Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+        let answer = self
+            .inner
+            .caller
+            .call(Call::Check, |channel| {
+                let request = CheckBatchRequest { checks: requests.clone() };
+                async move { RateLimiterClient::new(channel).check_batch(request).await.map(|r| r.into_inner().results) }
+            })
+            .await;
+        match answer {
+            Ok(answers) if answers.len() == sent.len() => {
+                for ((i, answer), request) in sent.into_iter().zip(answers).zip(requests) {
+                    let (descriptors, cost) = &chunk[i];
+                    let response = match answer.result {
+                        Some(Outcome::Decision(decision)) => Ok(decision),
+                        Some(Outcome::Error(error)) if error.code == Code::Unavailable as i32 => {
+                            send_one(&self.inner.caller, request).await
+                        }
+                        Some(Outcome::Error(error)) => {
+                            Err(ClientError::from_status(&tonic::Status::new(error.code.into(), error.message)))
+                        }
+                        None => {
+                            Err(ClientError::Rpc { code: Code::Internal, message: "a batch result was empty".into() })
+                        }
+                    };
+                    results[i] = Some(self.settle(response, descriptors, (*cost).max(1), false));
+                }
+            }
+            Ok(answers) => {
+                let error = ClientError::Rpc {
+                    code: Code::Internal,
+                    message: format!("a batch of {} checks was answered with {} results", sent.len(), answers.len()),
+                };
+                for i in sent {
+                    results[i] = Some(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                for i in sent {
+                    let (descriptors, cost) = &chunk[i];
+                    results[i] = Some(self.settle(Err(error.clone()), descriptors, (*cost).max(1), false));
+                }
+            }
+        }
+        results.into_iter().map(|r| r.unwrap_or_else(|| Err(ClientError::NoEndpoints))).collect()
+    }
+
     /// Gives `amount` units back to every limit the descriptors resolve to, e.g. to settle a reservation of LLM
     /// tokens once the real count is known. The failure mode does not apply: a failed refund is returned.
     ///
@@ -163,7 +208,7 @@ impl Client {
     ///
     /// - [`ClientError::InvalidArgument`] if `amount` is 0, there is no descriptor, or the cluster rejects one;
     /// - [`ClientError::Unavailable`] if no node could be reached, or one answered `UNAVAILABLE` (the refund
-    ///   may or may not have been applied: it is not repeated, see the module docs);
+    ///   may or may not have been applied: it is not repeated);
     /// - [`ClientError::Timeout`] if the call timed out (likewise not repeated).
     pub async fn refund(&self, descriptors: &Descriptors, amount: u64) -> Result<(), ClientError> {
         if amount == 0 {
@@ -175,7 +220,7 @@ impl Client {
             let request = request.clone();
             async move { RateLimiterClient::new(channel).refund(request).await.map(|_| ()) }
         };
-        self.call(Call::Refund, call).await
+        self.inner.caller.call(Call::Refund, call).await
     }
 
     /// Returns the status of the first node that answers (role, leader, members, applied index, ...).
@@ -187,7 +232,7 @@ impl Client {
         let call = |channel| async move {
             AdminClient::new(channel).status(StatusRequest {}).await.map(tonic::Response::into_inner)
         };
-        self.call(Call::Read, call).await
+        self.inner.caller.call(Call::Read, call).await
     }
 
     /// Reports a load signal of the services behind this API server (e.g. `llm_latency_p95_ms`,
@@ -206,24 +251,36 @@ impl Client {
             let request = request.clone();
             async move { RateLimiterClient::new(channel).report_load(request).await.map(|r| r.into_inner().load) }
         };
-        self.call(Call::Read, call).await
+        self.inner.caller.call(Call::Read, call).await
     }
 
     async fn decide(&self, descriptors: &Descriptors, cost: u64, peek: bool) -> Result<Decision, ClientError> {
         require_descriptors(descriptors)?;
         let cost = cost.max(1);
         let request = CheckRequest { descriptors: descriptors.to_wire(), cost, peek };
-        let call = |channel| {
-            let request = request.clone();
-            async move { RateLimiterClient::new(channel).check(request).await.map(tonic::Response::into_inner) }
+        let caller = &self.inner.caller;
+        let response = match caller.settings.coalesce.enabled {
+            true => self.coalescer().check(request, caller).await,
+            false => send_one(caller, request).await,
         };
-        let kind = if peek { Call::Read } else { Call::Check };
-        let error = match self.call(kind, call).await {
+        self.settle(response, descriptors, cost, peek)
+    }
+
+    /// Turns a check's answer into the caller's: the cluster's decision, or the failure mode's when the cluster
+    /// could not be reached.
+    fn settle(
+        &self,
+        response: Result<CheckResponse, ClientError>,
+        descriptors: &Descriptors,
+        cost: u64,
+        peek: bool,
+    ) -> Result<Decision, ClientError> {
+        let error = match response {
             Ok(response) => return Ok(Decision::from_wire(&response)),
             Err(error) if error.is_unreachable() => error,
             Err(error) => return Err(error),
         };
-        match (self.inner.settings.failure_mode, &self.inner.fallback) {
+        match (self.settings().failure_mode, &self.inner.fallback) {
             (FailureMode::Open, _) => {
                 tracing::debug!(%error, "quorate unreachable: failing open");
                 Ok(Decision::local(Source::FailOpen, true, Vec::new()))
@@ -236,72 +293,11 @@ impl Client {
         }
     }
 
-    /// Runs `attempt` on a node, retrying on others within the deadline as the module docs describe.
-    async fn call<T, F, Fut>(&self, kind: Call, attempt: F) -> Result<T, ClientError>
-    where
-        F: Fn(Channel) -> Fut,
-        Fut: Future<Output = Result<T, tonic::Status>>,
-    {
-        let settings = &self.inner.settings;
-        let routing = &self.inner.routing;
-        let start = Instant::now();
-        let deadline = start + settings.deadline;
-        routing.refresh_if_stale(start);
-        let mut attempts = 0u32;
-        let mut last = String::from("no attempt was made");
-        loop {
-            if Instant::now() >= deadline {
-                return Err(ClientError::Unavailable { attempts, elapsed: start.elapsed(), last });
-            }
-            if routing.needs_discovery(Instant::now()) {
-                routing.discover(deadline).await;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                continue;
-            }
-            let url = routing.next_target(now);
-            let Some(channel) = routing.channel(&url) else {
-                routing.failed(&url, true, now);
-                last = format!("{url}: not a valid endpoint");
-                continue;
-            };
-            let budget = settings.call_timeout.min(deadline - now);
-            attempts += 1;
-            let failure = match tokio::time::timeout(budget, attempt(channel)).await {
-                Ok(Ok(answer)) => {
-                    routing.succeeded(&url);
-                    return Ok(answer);
-                }
-                Ok(Err(status)) => {
-                    last = format!("{url}: {:?}: {}", status.code(), status.message());
-                    classify(&status)
-                }
-                Err(_) => {
-                    last = format!("{url}: no answer within {budget:?}");
-                    Failure::TimedOut
-                }
-            };
-            let retry = match failure {
-                Failure::Final(error) => return Err(error),
-                Failure::NotSent => true,
-                Failure::Unavailable => kind != Call::Refund,
-                Failure::TimedOut => kind == Call::Read || (kind == Call::Check && settings.retry_timed_out_checks),
-            };
-            // A connection that timed out may be dead without knowing it (tonic never revives one that died
-            // silently): drop the channel so the next call dials afresh. A refused connect costs nothing to redo.
-            routing.failed(&url, matches!(failure, Failure::TimedOut | Failure::NotSent), Instant::now());
-            if !retry {
-                return Err(match failure {
-                    Failure::TimedOut => ClientError::Timeout { endpoint: url, after: budget },
-                    _ => ClientError::Unavailable { attempts, elapsed: start.elapsed(), last },
-                });
-            }
-            tracing::debug!(attempt = attempts, %last, "quorate call failed; retrying");
-            let pause = FIRST_RETRY_PAUSE.saturating_mul(1 << attempts.min(8)) / 2;
-            let pause = pause.min(MAX_RETRY_PAUSE).min(deadline.saturating_duration_since(Instant::now()));
-            tokio::time::sleep(pause).await;
-        }
+    fn coalescer(&self) -> &Coalescer {
+        self.inner.coalescer.get_or_init(|| {
+            let coalesce = self.settings().coalesce;
+            Coalescer::spawn(self.inner.caller.clone(), coalesce.max_batch, coalesce.max_inflight)
+        })
     }
 }
 
@@ -310,27 +306,4 @@ fn require_descriptors(descriptors: &Descriptors) -> Result<(), ClientError> {
         return Err(ClientError::InvalidArgument { message: "a request needs at least one descriptor".to_owned() });
     }
     Ok(())
-}
-
-/// Sorts a failed attempt's status into what the retry rules need.
-fn classify(status: &tonic::Status) -> Failure {
-    match status.code() {
-        Code::Unavailable if never_sent(status) => Failure::NotSent,
-        Code::Unavailable => Failure::Unavailable,
-        Code::DeadlineExceeded | Code::Cancelled => Failure::TimedOut,
-        _ => Failure::Final(ClientError::from_status(status)),
-    }
-}
-
-/// True if the status comes from a failed connection attempt (tonic's `ConnectError` in its source chain): the
-/// request never left this process.
-fn never_sent(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }

@@ -62,7 +62,25 @@ pub(crate) struct Settings {
     pub(crate) discover_leader: bool,
     pub(crate) leader_refresh: Duration,
     pub(crate) connector: Option<Connector>,
+    pub(crate) coalesce: Coalescing,
 }
+
+/// How concurrent checks of one client are grouped into `CheckBatch` calls (see [`ClientBuilder::coalesce`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Coalescing {
+    /// Whether concurrent checks are grouped at all.
+    pub(crate) enabled: bool,
+    /// Most checks in one batch call.
+    pub(crate) max_batch: usize,
+    /// Most batch calls in flight at once.
+    pub(crate) max_inflight: usize,
+}
+
+/// Default [`ClientBuilder::coalesce_max_batch`]: well under a node's default `max_batch_items` (1,000).
+pub const DEFAULT_COALESCE_MAX_BATCH: usize = 256;
+
+/// Default [`ClientBuilder::coalesce_max_inflight`]: one batch committing while the next one queues at the leader.
+pub const DEFAULT_COALESCE_MAX_INFLIGHT: usize = 2;
 
 /// Makes a channel from an endpoint; see [`ClientBuilder::connector`].
 #[derive(Clone)]
@@ -114,6 +132,11 @@ impl ClientBuilder {
                 discover_leader: true,
                 leader_refresh: DEFAULT_LEADER_REFRESH,
                 connector: None,
+                coalesce: Coalescing {
+                    enabled: true,
+                    max_batch: DEFAULT_COALESCE_MAX_BATCH,
+                    max_inflight: DEFAULT_COALESCE_MAX_INFLIGHT,
+                },
             },
         }
     }
@@ -171,6 +194,30 @@ impl ClientBuilder {
         self
     }
 
+    /// Groups concurrent checks (and peeks) of this client into one `CheckBatch` call per batch (default `true`).
+    ///
+    /// While `coalesce_max_inflight` batch calls are in flight, further checks queue and go out together in the
+    /// next call, like a node's batcher groups them into one log entry: there is no timer, so a lone check is
+    /// sent at once, and under load one call carries many checks. Every check keeps its own decision or error.
+    /// Nodes older than `CheckBatch` answer UNIMPLEMENTED: turn coalescing off for them.
+    pub fn coalesce(mut self, coalesce: bool) -> ClientBuilder {
+        self.settings.coalesce.enabled = coalesce;
+        self
+    }
+
+    /// Sets the most checks one coalesced batch carries (default [`DEFAULT_COALESCE_MAX_BATCH`]); keep it at or
+    /// below the nodes' `max_batch_items`.
+    pub fn coalesce_max_batch(mut self, max: usize) -> ClientBuilder {
+        self.settings.coalesce.max_batch = max;
+        self
+    }
+
+    /// Sets the most coalesced batch calls in flight at once (default [`DEFAULT_COALESCE_MAX_INFLIGHT`]).
+    pub fn coalesce_max_inflight(mut self, max: usize) -> ClientBuilder {
+        self.settings.coalesce.max_inflight = max;
+        self
+    }
+
     /// Replaces how a channel is made from a node's endpoint (already given its connect timeout); the default is
     /// [`Endpoint::connect_lazy`]. For transports tonic does not dial itself, e.g. a simulated network:
     /// `.connector(|endpoint| endpoint.connect_with_connector_lazy(my_connector.clone()))`. The channel should
@@ -201,6 +248,9 @@ impl ClientBuilder {
             if value.is_zero() {
                 return Err(invalid(field, "must be more than zero"));
             }
+        }
+        if settings.coalesce.max_batch == 0 || settings.coalesce.max_inflight == 0 {
+            return Err(invalid("coalesce", "the batch size and the calls in flight must be at least 1"));
         }
         if let FailureMode::Local(local) = settings.failure_mode {
             if local.limit == 0 {

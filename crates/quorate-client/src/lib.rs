@@ -54,7 +54,9 @@
 //! # }
 //! ```
 
+mod caller;
 mod client;
+mod coalesce;
 mod config;
 mod decision;
 mod descriptors;
@@ -69,7 +71,8 @@ pub mod middleware;
 
 pub use client::Client;
 pub use config::{
-    ClientBuilder, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE, DEFAULT_LEADER_REFRESH, FailureMode,
+    ClientBuilder, DEFAULT_CALL_TIMEOUT, DEFAULT_COALESCE_MAX_BATCH, DEFAULT_COALESCE_MAX_INFLIGHT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE, DEFAULT_LEADER_REFRESH, FailureMode,
 };
 pub use decision::{Decision, LimitDecision, Source};
 pub use descriptors::{AGENT_ID, API_KEY, Descriptor, Descriptors, IP};

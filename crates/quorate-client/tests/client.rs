@@ -250,3 +250,95 @@ async fn a_client_given_one_seed_fails_over_to_the_members_it_learnt() {
     assert_eq!(third.check_count(), 1);
     assert_eq!(client.leader(), Some(third.url.clone()));
 }
+
+/// Answers each check by its key: `bad` keys are INVALID_ARGUMENT, others allowed with the key as the policy name.
+fn by_key() -> support::CheckFn {
+    Arc::new(|request: &quorate_proto::v1::CheckRequest| {
+        let value = &request.descriptors[0].value;
+        if value.starts_with("bad") {
+            return Err(tonic::Status::invalid_argument(format!("{value} is refused")));
+        }
+        Ok(response(limit(value, true, 200, 199, 0, 0)))
+    })
+}
+
+#[tokio::test]
+async fn concurrent_checks_go_out_together_in_batch_calls_and_each_gets_its_own_answer() {
+    // A slow node: while the first calls are in flight, the other checks queue and are sent together.
+    let leader = FakeNode::start(by_key(), Duration::from_millis(50)).await;
+    elect(&[&leader], 0);
+    let client = Client::new([leader.url.clone()]).unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let client = client.clone();
+            let value = if i == 17 { "bad_17".to_owned() } else { format!("k{i}") };
+            tokio::spawn(async move { (i, client.check(&Descriptors::new().api_key(value), 1).await) })
+        })
+        .collect();
+    for task in tasks {
+        let (i, answer) = task.await.unwrap();
+        match (i, answer) {
+            (17, Err(ClientError::InvalidArgument { message })) => assert_eq!(message, "bad_17 is refused"),
+            (i, Ok(decision)) => assert_eq!(decision.policy(), Some(format!("k{i}").as_str())),
+            (i, other) => panic!("check {i}: {other:?}"),
+        }
+    }
+    let unary = leader.check_count() - leader.batched.load(std::sync::atomic::Ordering::SeqCst);
+    let batches = leader.batches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(leader.check_count(), 50, "every check reached the node exactly once");
+    assert!(batches >= 1 && unary + batches <= 6, "{unary} lone calls and {batches} batches for 50 checks");
+}
+
+#[tokio::test]
+async fn without_coalescing_every_check_is_its_own_call() {
+    let leader = FakeNode::start(by_key(), Duration::from_millis(20)).await;
+    elect(&[&leader], 0);
+    let client = Client::builder([leader.url.clone()]).coalesce(false).build().unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.check(&Descriptors::new().api_key(format!("k{i}")), 1).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap().allowed);
+    }
+    assert_eq!(leader.batches.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(leader.check_count(), 10);
+}
+
+#[tokio::test]
+async fn check_many_answers_in_order_with_errors_of_their_own_and_splits_into_batches() {
+    let leader = FakeNode::start(by_key(), Duration::ZERO).await;
+    elect(&[&leader], 0);
+    let client = Client::builder([leader.url.clone()]).coalesce_max_batch(4).build().unwrap();
+    let checks: Vec<(Descriptors, u64)> = (0..10)
+        .map(|i| (Descriptors::new().api_key(if i == 3 { "bad_3".to_owned() } else { format!("k{i}") }), 1))
+        .chain([(Descriptors::new(), 1)])
+        .collect();
+    let answers = client.check_many(&checks).await;
+    assert_eq!(answers.len(), 11);
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (3, Err(ClientError::InvalidArgument { .. })) | (10, Err(ClientError::InvalidArgument { .. })) => {}
+            (i, Ok(decision)) => assert_eq!(decision.policy(), Some(format!("k{i}").as_str())),
+            (i, other) => panic!("check {i}: {other:?}"),
+        }
+    }
+    // 10 valid checks in batches of at most 4; the one without descriptors never left the client.
+    assert_eq!(leader.batches.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(leader.check_count(), 10);
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_gives_each_check_of_a_batch_the_failure_mode() {
+    let dead = dead_addr().await.to_string();
+    let client = Client::builder([dead.as_str()])
+        .deadline(Duration::from_millis(200))
+        .failure_mode(FailureMode::Local(LocalLimit::new(2, Duration::from_secs(60))))
+        .build()
+        .unwrap();
+    let checks: Vec<(Descriptors, u64)> = (0..3).map(|_| (key(), 1)).collect();
+    let answers: Vec<bool> = client.check_many(&checks).await.into_iter().map(|a| a.unwrap().allowed).collect();
+    assert_eq!(answers, [true, true, false], "the local fallback admits its limit of 2");
+}

@@ -29,6 +29,10 @@ pub struct FakeNode {
     pub addr: SocketAddr,
     pub url: String,
     pub checks: Arc<AtomicUsize>,
+    /// `CheckBatch` calls received (their checks count in `checks` too).
+    pub batches: Arc<AtomicUsize>,
+    /// Checks received inside `CheckBatch` calls.
+    pub batched: Arc<AtomicUsize>,
     pub connections: Arc<AtomicUsize>,
     status: Arc<Mutex<StatusResponse>>,
     stop: Option<oneshot::Sender<()>>,
@@ -40,6 +44,8 @@ struct Service {
     check: CheckFn,
     delay: Duration,
     checks: Arc<AtomicUsize>,
+    batches: Arc<AtomicUsize>,
+    batched: Arc<AtomicUsize>,
     status: Arc<Mutex<StatusResponse>>,
 }
 
@@ -51,7 +57,15 @@ impl FakeNode {
         let checks = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let status = Arc::new(Mutex::new(StatusResponse { addr: addr.to_string(), ..Default::default() }));
-        let service = Service { check, delay, checks: checks.clone(), status: status.clone() };
+        let (batches, batched) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let service = Service {
+            check,
+            delay,
+            checks: checks.clone(),
+            batches: batches.clone(),
+            batched: batched.clone(),
+            status: status.clone(),
+        };
         let counter = connections.clone();
         let incoming = futures::stream::unfold(listener, move |listener| {
             let counter = counter.clone();
@@ -73,7 +87,17 @@ impl FakeNode {
         let task = tokio::spawn(async move {
             let _ = server.await;
         });
-        FakeNode { addr, url: format!("http://{addr}"), checks, connections, status, stop: Some(stop), task }
+        FakeNode {
+            addr,
+            url: format!("http://{addr}"),
+            checks,
+            batches,
+            batched,
+            connections,
+            status,
+            stop: Some(stop),
+            task,
+        }
     }
 
     /// Starts a fake node that answers every check with `response`.
@@ -154,6 +178,41 @@ impl RateLimiter for Service {
             tokio::time::sleep(self.delay).await;
         }
         (self.check)(request.get_ref()).map(Response::new)
+    }
+
+    /// Each check of a batch is answered as a lone check would be (and counts as one check); the node's delay
+    /// applies once per call.
+    async fn check_batch(&self, request: Request<CheckBatchRequest>) -> Result<Response<CheckBatchResponse>, Status> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        let checks = request.into_inner().checks;
+        self.batched.fetch_add(checks.len(), Ordering::SeqCst);
+        self.checks.fetch_add(checks.len(), Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let results = checks
+            .iter()
+            .map(|check| {
+                let result = match (self.check)(check) {
+                    Ok(response) => check_result::Result::Decision(response),
+                    Err(status) => check_result::Result::Error(ItemError {
+                        code: status.code() as i32,
+                        message: status.message().into(),
+                    }),
+                };
+                CheckResult { result: Some(result) }
+            })
+            .collect();
+        Ok(Response::new(CheckBatchResponse { results }))
+    }
+
+    type CheckStreamStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<CheckStreamResponse, Status>> + Send>>;
+
+    async fn check_stream(
+        &self,
+        _: Request<tonic::Streaming<CheckStreamRequest>>,
+    ) -> Result<Response<Self::CheckStreamStream>, Status> {
+        Err(Status::unimplemented("fake"))
     }
 
     /// Refunds succeed or fail as checks do (and count as checks).

@@ -131,7 +131,8 @@ enum Mode {
 
 /// Rate-limit state for every tracked (policy, key), deterministic and bounded.
 ///
-/// See the [module docs](self) for the guarantees.
+/// See the [crate docs](crate) for an example; the guarantees are those of the keyed table: atomic multi-limit
+/// checks, monotone time, eviction that never changes a decision, a key cap, canonical snapshots.
 #[derive(Debug, Clone)]
 pub struct LimiterTable {
     config: TableConfig,
