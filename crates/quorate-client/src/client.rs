@@ -198,7 +198,9 @@ impl Client {
                 }
             }
         }
-        results.into_iter().map(|r| r.unwrap_or_else(|| Err(ClientError::NoEndpoints))).collect()
+        let missing =
+            || ClientError::Rpc { code: Code::Internal, message: "a check of the batch got no answer".into() };
+        results.into_iter().map(|r| r.unwrap_or_else(|| Err(missing()))).collect()
     }
 
     /// Gives `amount` units back to every limit the descriptors resolve to, e.g. to settle a reservation of LLM
