@@ -13,12 +13,19 @@ use quorate_node::transport::Transport;
 use quorate_node::{NodeConfig, start_node};
 use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
-use quorate_proto::v1::{CheckRequest, Descriptor, ReportLoadRequest, StateDigestRequest};
+use quorate_proto::v1::{
+    CheckBatchRequest, CheckRequest, CheckResult, CheckStreamRequest, CheckStreamResponse, Descriptor,
+    ReportLoadRequest, StateDigestRequest, check_result,
+};
+use tokio::sync::mpsc;
+use tonic::Streaming;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::history::{Event, FinalState, History, Outcome};
-use crate::nemesis::Scenario;
+use crate::nemesis::{Scenario, Workload};
 
+/// Checks per batch call or stream message in the bulk workloads.
+pub const BULK: usize = 4;
 /// The port every node listens on (each host has its own address).
 pub const PORT: u16 = 7101;
 /// Number of nodes.
@@ -169,9 +176,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> anyhow::Result<RunResult> {
 }
 
 /// A tiny deterministic PRNG for the workload (xorshift64*), seeded from the run's seed.
-struct Workload(u64);
+struct WorkloadRng(u64);
 
-impl Workload {
+impl WorkloadRng {
     fn next(&mut self, bound: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -187,11 +194,12 @@ fn request(dimension: &str, key: u64) -> CheckRequest {
 
 /// One client: checks every 25 ms (simulated) for the run, against its preferred node or a random one.
 async fn workload(client: u8, seed: u64, scenario: &Scenario, history: Arc<Mutex<Vec<Event>>>) {
-    let mut rng = Workload(seed ^ (u64::from(client) << 32) | 1);
+    let mut rng = WorkloadRng(seed ^ (u64::from(client) << 32) | 1);
     let mut clients: BTreeMap<u64, RateLimiterClient<Channel>> =
         (1..=NODES).map(|id| (id, RateLimiterClient::new(channel(id)))).collect();
     let start = tokio::time::Instant::now();
     let mut reports = 0u64;
+    let mut stream = StreamConn::default();
     while start.elapsed() < scenario.run_for {
         let node = if rng.next(4) == 0 { 1 + rng.next(NODES) } else { u64::from(client) };
         // Client 2 also reports a load signal about once a second, so that adaptive state flows through the
@@ -204,37 +212,151 @@ async fn workload(client: u8, seed: u64, scenario: &Scenario, history: Arc<Mutex
                 let _ = tokio::time::timeout(Duration::from_millis(500), c.report_load(report)).await;
             }
         }
-        let (policy, key) = if rng.next(2) == 0 { ("strict", rng.next(KEYS)) } else { ("local", rng.next(KEYS)) };
+        let size = if scenario.workload == Workload::Unary { 1 } else { BULK };
+        let picks: Vec<(&'static str, u64)> = (0..size)
+            .map(|_| if rng.next(2) == 0 { ("strict", rng.next(KEYS)) } else { ("local", rng.next(KEYS)) })
+            .collect();
         let at = start.elapsed();
-        let call = clients.get_mut(&node).map(|c| c.check(request(policy, key)));
-        let outcome = match call {
-            None => Outcome::Error("no such node".into()),
-            Some(call) => match tokio::time::timeout(Duration::from_millis(1_500), call).await {
-                Err(_) => Outcome::Timeout,
-                Ok(Ok(response)) => {
-                    let response = response.into_inner();
-                    if response.allowed {
-                        Outcome::Allowed { degraded: response.degraded }
-                    } else {
-                        Outcome::Denied { degraded: response.degraded }
-                    }
-                }
-                Ok(Err(status)) if status.code() == tonic::Code::Unavailable => Outcome::Unavailable,
-                // The client's own connection broke (the node crashed mid-call): no answer, not a server error.
-                Ok(Err(status)) if is_transport_error(&status) => Outcome::Unreachable,
-                Ok(Err(status)) => Outcome::Error(format!("{:?}: {}", status.code(), status.message())),
-            },
+        let outcomes = match scenario.workload {
+            Workload::Unary => vec![unary(&mut clients, node, picks[0]).await],
+            Workload::Batch => batch(&mut clients, node, &picks).await,
+            Workload::Stream => stream.send(&mut clients, node, &picks).await,
         };
-        let event = Event { client, node, policy, key, at_ms: at.as_millis() as u64, outcome };
-        history.lock().expect("history").push(event);
+        let mut history = history.lock().expect("history");
+        for ((policy, key), outcome) in picks.into_iter().zip(outcomes) {
+            history.push(Event {
+                client,
+                node: stream.node.unwrap_or(node),
+                policy,
+                key,
+                at_ms: at.as_millis() as u64,
+                outcome,
+            });
+        }
+        drop(history);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
-/// Whether tonic made `status` from a broken connection rather than receiving it from the server.
+/// How long a client waits for an answer.
+const CALL_TIMEOUT: Duration = Duration::from_millis(1_500);
+
+/// What a failed call means for each of its checks.
+fn failed(status: &tonic::Status) -> Outcome {
+    match status.code() {
+        tonic::Code::Unavailable => Outcome::Unavailable,
+        // The client's own connection broke (the node crashed mid-call): no answer, not a server error.
+        _ if is_transport_error(status) => Outcome::Unreachable,
+        code => Outcome::Error(format!("{code:?}: {}", status.message())),
+    }
+}
+
+fn decided(allowed: bool, degraded: bool) -> Outcome {
+    if allowed { Outcome::Allowed { degraded } } else { Outcome::Denied { degraded } }
+}
+
+/// One check's outcome within a batch or stream answer.
+fn result_outcome(result: &CheckResult) -> Outcome {
+    match &result.result {
+        Some(check_result::Result::Decision(d)) => decided(d.allowed, d.degraded),
+        Some(check_result::Result::Error(e)) if e.code == tonic::Code::Unavailable as i32 => Outcome::Unavailable,
+        Some(check_result::Result::Error(e)) => Outcome::Error(format!("{}: {}", e.code, e.message)),
+        None => Outcome::Error("an empty result".into()),
+    }
+}
+
+async fn unary(clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>, node: u64, pick: (&str, u64)) -> Outcome {
+    let Some(client) = clients.get_mut(&node) else { return Outcome::Error("no such node".into()) };
+    match tokio::time::timeout(CALL_TIMEOUT, client.check(request(pick.0, pick.1))).await {
+        Err(_) => Outcome::Timeout,
+        Ok(Ok(response)) => decided(response.get_ref().allowed, response.get_ref().degraded),
+        Ok(Err(status)) => failed(&status),
+    }
+}
+
+async fn batch(
+    clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>,
+    node: u64,
+    picks: &[(&'static str, u64)],
+) -> Vec<Outcome> {
+    let Some(client) = clients.get_mut(&node) else { return vec![Outcome::Error("no such node".into()); picks.len()] };
+    let checks = picks.iter().map(|(policy, key)| request(policy, *key)).collect();
+    match tokio::time::timeout(CALL_TIMEOUT, client.check_batch(CheckBatchRequest { checks })).await {
+        Err(_) => vec![Outcome::Timeout; picks.len()],
+        Ok(Ok(response)) => {
+            let results = response.into_inner().results;
+            if results.len() != picks.len() {
+                return vec![
+                    Outcome::Error(format!("{} results for {} checks", results.len(), picks.len()));
+                    picks.len()
+                ];
+            }
+            results.iter().map(result_outcome).collect()
+        }
+        Ok(Err(status)) => vec![failed(&status); picks.len()],
+    }
+}
+
+/// A client's check stream: opened on the node it calls, reopened (on the node of the next call) when it breaks.
+#[derive(Default)]
+struct StreamConn {
+    node: Option<u64>,
+    open: Option<(mpsc::Sender<CheckStreamRequest>, Streaming<CheckStreamResponse>)>,
+    next_id: u64,
+}
+
+impl StreamConn {
+    async fn send(
+        &mut self,
+        clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>,
+        node: u64,
+        picks: &[(&'static str, u64)],
+    ) -> Vec<Outcome> {
+        if self.open.is_none() {
+            let Some(client) = clients.get_mut(&node) else {
+                return vec![Outcome::Error("no such node".into()); picks.len()];
+            };
+            let (send, outbound) = mpsc::channel(4);
+            let requests = futures::stream::unfold(outbound, |mut o| async move { o.recv().await.map(|m| (m, o)) });
+            match tokio::time::timeout(CALL_TIMEOUT, client.check_stream(requests)).await {
+                Ok(Ok(response)) => {
+                    self.open = Some((send, response.into_inner()));
+                    self.node = Some(node);
+                }
+                Ok(Err(status)) => return vec![failed(&status); picks.len()],
+                Err(_) => return vec![Outcome::Timeout; picks.len()],
+            }
+        }
+        let Some((send, answers)) = self.open.as_mut() else { return vec![Outcome::Unreachable; picks.len()] };
+        self.next_id += 1;
+        let id = self.next_id;
+        let checks = picks.iter().map(|(policy, key)| request(policy, *key)).collect();
+        if send.send(CheckStreamRequest { id, checks }).await.is_err() {
+            self.open = None;
+            return vec![Outcome::Unreachable; picks.len()];
+        }
+        let outcomes = match tokio::time::timeout(CALL_TIMEOUT, answers.message()).await {
+            Ok(Ok(Some(answer))) if answer.id == id && answer.error.is_none() => {
+                answer.results.iter().map(result_outcome).collect()
+            }
+            Ok(Ok(Some(answer))) => vec![Outcome::Error(format!("unexpected answer {answer:?}")); picks.len()],
+            Ok(Ok(None)) => vec![Outcome::Unreachable; picks.len()],
+            Ok(Err(status)) => vec![failed(&status); picks.len()],
+            Err(_) => vec![Outcome::Timeout; picks.len()],
+        };
+        if outcomes.iter().any(|o| matches!(o, Outcome::Unreachable | Outcome::Timeout)) || outcomes.is_empty() {
+            // A stream that broke or stalled is abandoned; the next message opens a new one.
+            self.open = None;
+        }
+        outcomes
+    }
+}
+
+/// Whether tonic made `status` from a broken connection or stream rather than receiving it from the server: a
+/// status the server sent has no source error, one made in this process from a transport or HTTP/2 failure has.
 fn is_transport_error(status: &tonic::Status) -> bool {
     use std::error::Error as _;
-    status.source().is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some())
+    status.source().is_some()
 }
 
 /// After the run: waits for the replicas to converge, then reads what each key has consumed and each node's

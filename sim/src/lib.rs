@@ -15,4 +15,4 @@ pub mod history;
 pub mod nemesis;
 
 pub use cluster::{RunResult, run};
-pub use nemesis::{Fault, Scenario};
+pub use nemesis::{Fault, Scenario, Workload};

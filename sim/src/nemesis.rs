@@ -64,6 +64,18 @@ fn pairs<'a>(a: &[&'a str], b: &[&'a str], mut f: impl FnMut(&'a str, &'a str)) 
     }
 }
 
+/// How the clients send their checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Workload {
+    /// One `Check` per call.
+    #[default]
+    Unary,
+    /// `CheckBatch` calls of [`BULK`](crate::cluster::BULK) checks.
+    Batch,
+    /// Messages of [`BULK`](crate::cluster::BULK) checks on a `CheckStream` per client.
+    Stream,
+}
+
 /// A named story: how long the clients run, the faults, and per-node clock skew.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -75,6 +87,8 @@ pub struct Scenario {
     pub faults: Vec<(Duration, Fault)>,
     /// Per-node clock skew in nanoseconds (n1, n2, n3).
     pub skew: Vec<i64>,
+    /// How the clients send checks.
+    pub workload: Workload,
 }
 
 impl Scenario {
@@ -89,6 +103,7 @@ impl Scenario {
             run_for: Duration::from_secs(20),
             faults: faults.into_iter().map(|(ms, f)| (Duration::from_millis(ms), f)).collect(),
             skew: vec![0; 3],
+            workload: Workload::Unary,
         }
     }
 
@@ -128,6 +143,14 @@ impl Scenario {
             ),
             Scenario::story("crash_and_restart_one", vec![(3_000, Crash("n2")), (7_000, HealAll)]),
             Scenario::story("crash_and_restart_leader", vec![(3_000, Crash("n1")), (7_000, HealAll)]),
+            Scenario {
+                workload: Workload::Batch,
+                ..Scenario::story("crash_leader_during_batches", vec![(3_000, Crash("n1")), (7_000, HealAll)])
+            },
+            Scenario {
+                workload: Workload::Stream,
+                ..Scenario::story("crash_leader_during_streams", vec![(3_000, Crash("n1")), (7_000, HealAll)])
+            },
             Scenario::story(
                 "crash_and_restart_all",
                 vec![(4_000, Crash("n1")), (4_000, Crash("n2")), (4_000, Crash("n3")), (6_000, HealAll)],
@@ -177,6 +200,14 @@ impl Scenario {
             at += 500 + next(1_500);
         }
         faults.push((Duration::from_millis(at), Fault::HealAll));
-        Scenario { name: "nemesis".to_owned(), run_for: Duration::from_millis(at + 12_000), faults, skew: vec![0; 3] }
+        // The workload too is drawn from the seed, so the nemesis covers batches and streams.
+        let workload = [Workload::Unary, Workload::Batch, Workload::Stream][next(3) as usize];
+        Scenario {
+            name: "nemesis".to_owned(),
+            run_for: Duration::from_millis(at + 12_000),
+            faults,
+            skew: vec![0; 3],
+            workload,
+        }
     }
 }

@@ -63,6 +63,16 @@ fn crash_and_restart_leader() {
 }
 
 #[test]
+fn crash_leader_during_batches() {
+    check("crash_leader_during_batches", &SEEDS);
+}
+
+#[test]
+fn crash_leader_during_streams() {
+    check("crash_leader_during_streams", &SEEDS);
+}
+
+#[test]
 fn crash_and_restart_all() {
     check("crash_and_restart_all", &SEEDS);
 }
