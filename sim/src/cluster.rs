@@ -222,18 +222,16 @@ async fn workload(client: u8, seed: u64, scenario: &Scenario, history: Arc<Mutex
             Workload::Batch => batch(&mut clients, node, &picks).await,
             Workload::Stream => stream.send(&mut clients, node, &picks).await,
         };
-        let mut history = history.lock().expect("history");
-        for ((policy, key), outcome) in picks.into_iter().zip(outcomes) {
-            history.push(Event {
-                client,
-                node: stream.node.unwrap_or(node),
-                policy,
-                key,
-                at_ms: at.as_millis() as u64,
-                outcome,
-            });
-        }
-        drop(history);
+        let called = if scenario.workload == Workload::Stream { stream.node.unwrap_or(node) } else { node };
+        let events = picks.into_iter().zip(outcomes).map(|((policy, key), outcome)| Event {
+            client,
+            node: called,
+            policy,
+            key,
+            at_ms: at.as_millis() as u64,
+            outcome,
+        });
+        history.lock().expect("history").extend(events);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
