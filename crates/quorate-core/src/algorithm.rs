@@ -39,6 +39,17 @@ pub trait Algorithm: Debug + Clone + PartialEq {
 
     /// The earliest time at which `state` is indistinguishable from [`Default`] if nothing else arrives.
     fn fresh_at(&self, state: &Self::State) -> Nanos;
+
+    /// Gives back, at `now`, `amount` units that were charged at `charged_at` and never used (a returned lease):
+    /// they come out of the bucket or window they were charged to, or out of nothing if that has already left
+    /// the state. Unlike [`Algorithm::refund`], which takes units from the newest buckets, this never frees
+    /// capacity in a bucket the units were not counted in, so a return can never over-admit.
+    fn return_units(&self, state: &mut Self::State, charged_at: Nanos, now: Nanos, amount: u64, limit: u64);
+
+    /// The end of the bucket or window that units charged at `now` are counted in: a lease charged at `now` may
+    /// be spent until then, no later, so that every unit it admits is counted where a strict check at that
+    /// moment would have counted it. `Nanos::MAX` where time does not bucket the units (a token bucket).
+    fn charge_horizon(&self, now: Nanos) -> Nanos;
 }
 
 /// Rounds `num / den` up; `den` must not be zero.

@@ -120,6 +120,19 @@ impl Algorithm for FixedWindow {
     fn fresh_at(&self, state: &FixedWindowState) -> Nanos {
         if state.count == 0 { 0 } else { self.span.bounds(state.start).1 }
     }
+
+    fn return_units(&self, state: &mut FixedWindowState, charged_at: Nanos, now: Nanos, amount: u64, _limit: u64) {
+        let (start, _) = self.span.bounds(now);
+        self.roll(state, start);
+        // Only into the window the units were charged to; a later window never counted them.
+        if self.span.bounds(charged_at).0 == state.start {
+            state.count = state.count.saturating_sub(amount);
+        }
+    }
+
+    fn charge_horizon(&self, now: Nanos) -> Nanos {
+        self.span.bounds(now).1
+    }
 }
 
 #[cfg(test)]

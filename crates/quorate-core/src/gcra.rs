@@ -143,6 +143,17 @@ impl Algorithm for TokenBucket {
     fn fresh_at(&self, state: &TokenBucketState) -> Nanos {
         self.nanos_ceil(state.tat())
     }
+
+    fn return_units(&self, _state: &mut TokenBucketState, _charged_at: Nanos, _now: Nanos, _amount: u64, _limit: u64) {
+        // Unused tokens are not put back. A bucket has no window to return them into: pulling the arrival time
+        // back later can credit more than taking them ever cost (if the bucket would have refilled in between),
+        // and that would over-admit. Left charged, they refill at the bucket's rate like any spent token: at
+        // worst a holder's unused share is missing for one refill time.
+    }
+
+    fn charge_horizon(&self, _now: Nanos) -> Nanos {
+        Nanos::MAX
+    }
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ pub use gcra::{TokenBucket, TokenBucketState};
 pub use limiter::Limiter;
 pub use sliding_window::{SlidingWindow, SlidingWindowState};
 pub use table::{
-    CheckOutcome, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_PER_OP, LimitDecision, LimitRef, LimiterTable, PolicyId, TableConfig,
-    TableSnapshot,
+    CheckOutcome, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_PER_OP, Grant, LimitDecision, LimitRef, LimiterTable, PolicyId,
+    TableConfig, TableSnapshot,
 };
 pub use window_counter::{WindowCounter, WindowCounterState};
 

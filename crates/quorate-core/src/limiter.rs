@@ -54,6 +54,17 @@ impl Limiter {
         }
     }
 
+    /// The end of the bucket or window that units charged at `now` count in (`Nanos::MAX` for a token bucket):
+    /// the latest a lease charged at `now` may be spent ([`Algorithm::charge_horizon`]).
+    pub fn charge_horizon(&self, now: Nanos) -> Nanos {
+        match self {
+            Limiter::TokenBucket(a) => a.charge_horizon(now),
+            Limiter::SlidingWindow(a) => a.charge_horizon(now),
+            Limiter::WindowCounter(a) => a.charge_horizon(now),
+            Limiter::FixedWindow(a) => a.charge_horizon(now),
+        }
+    }
+
     /// A short name of the algorithm, as used in config files and status output.
     pub fn algorithm_name(&self) -> &'static str {
         match self {

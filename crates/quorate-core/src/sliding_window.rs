@@ -207,6 +207,26 @@ impl Algorithm for SlidingWindow {
         }
         self.buckets(state).rev().find(|&(_, count)| count > 0).map_or(0, |(bucket, _)| self.expiry(bucket))
     }
+
+    fn return_units(&self, state: &mut SlidingWindowState, charged_at: Nanos, now: Nanos, amount: u64, _limit: u64) {
+        if state.counts.is_empty() {
+            return;
+        }
+        self.advance(state, now / self.width());
+        let bucket = charged_at / self.width();
+        let oldest = state.newest.saturating_sub(u64::from(self.precision));
+        if !(oldest..=state.newest).contains(&bucket) {
+            return; // The bucket has left the window: its units no longer count anyway.
+        }
+        let slot = self.slot(bucket);
+        let take = state.counts[slot].min(amount);
+        state.counts[slot] -= take;
+        state.total -= take;
+    }
+
+    fn charge_horizon(&self, now: Nanos) -> Nanos {
+        (now / self.width()).saturating_add(1).saturating_mul(self.width())
+    }
 }
 
 /// The decision for a key with no state: everything is available.

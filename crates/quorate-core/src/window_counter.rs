@@ -168,6 +168,20 @@ impl Algorithm for WindowCounter {
             0
         }
     }
+
+    fn return_units(&self, state: &mut WindowCounterState, charged_at: Nanos, now: Nanos, amount: u64, _limit: u64) {
+        self.roll(state, now / self.window);
+        let charged = charged_at / self.window;
+        if charged == state.index {
+            state.current = state.current.saturating_sub(amount);
+        } else if charged.saturating_add(1) == state.index {
+            state.previous = state.previous.saturating_sub(amount);
+        }
+    }
+
+    fn charge_horizon(&self, now: Nanos) -> Nanos {
+        (now / self.window).saturating_add(1).saturating_mul(self.window)
+    }
 }
 
 impl WindowCounter {

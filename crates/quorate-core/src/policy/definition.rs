@@ -7,7 +7,7 @@ use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use super::ident::{Quoted, identifier_problem};
-use super::{AlgorithmKind, PolicySpec};
+use super::{AlgorithmKind, LeaseConfig, PolicySpec};
 use crate::adaptive::Multiplier;
 use crate::bounds::MAX_DURATION;
 use crate::{CoreError, FixedWindow, Limiter, Nanos, SlidingWindow, TokenBucket, WindowCounter, WindowSpan};
@@ -42,6 +42,7 @@ pub struct Policy {
     adaptive: bool,
     adaptive_floor: Multiplier,
     on_no_quorum: NoQuorumMode,
+    lease: Option<LeaseConfig>,
 }
 
 impl Policy {
@@ -68,6 +69,11 @@ impl Policy {
     /// What a node does with this policy's checks while it has no quorum.
     pub fn on_no_quorum(&self) -> NoQuorumMode {
         self.on_no_quorum
+    }
+
+    /// How this policy's keys may be leased, if they may.
+    pub fn lease(&self) -> Option<LeaseConfig> {
+        self.lease
     }
 
     /// The configured limit, before any adaptive tightening.
@@ -116,12 +122,17 @@ impl Policy {
                 floor_ppm(floor).map(Multiplier::from_ppm).map_err(|r| CoreError::invalid(path("adaptive_floor"), r))?
             }
         };
+        let lease = match &spec.lease {
+            Some(lease) => lease.validate(name)?,
+            None => None,
+        };
         Ok(Policy {
             name: CompactString::from(name),
             limiter,
             adaptive: spec.adaptive,
             adaptive_floor,
             on_no_quorum: spec.on_no_quorum,
+            lease,
         })
     }
 }

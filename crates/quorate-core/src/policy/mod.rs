@@ -43,6 +43,7 @@
 
 mod definition;
 mod ident;
+mod lease;
 #[cfg(test)]
 mod proptests;
 mod resolve;
@@ -55,6 +56,10 @@ mod tests;
 pub use definition::{DEFAULT_ADAPTIVE_FLOOR_PPM, DEFAULT_PRECISION, NoQuorumMode, Policy};
 pub use ident::MAX_NAME_LEN;
 pub(crate) use ident::Quoted;
+pub use lease::{
+    DEFAULT_LEASE_MAX_SHARE_PPM, DEFAULT_LEASE_RESERVE_PPM, DEFAULT_LEASE_TTL, LeaseConfig, LeaseSettingsSpec,
+    LeaseSpec, MAX_LEASE_TTL,
+};
 pub use resolve::{Descriptor, MAX_DESCRIPTORS, MAX_VALUE_LEN, ResolvedLimit};
 pub use rules::{Matcher, Rule, Unmatched};
 pub use set::{PolicySet, SAMPLE_POLICIES_TOML};

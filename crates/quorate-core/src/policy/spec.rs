@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{NoQuorumMode, Unmatched};
+use super::{LeaseSpec, NoQuorumMode, Unmatched};
 use crate::CalendarUnit;
 use crate::adaptive::AdaptiveConfigSpec;
 
@@ -63,6 +63,9 @@ pub struct PolicySpec {
     /// What a node does with this policy while it has no quorum (default: deny).
     #[serde(default)]
     pub on_no_quorum: NoQuorumMode,
+    /// Whether (and how) keys of this policy may be leased to holders that decide locally (default: no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseSpec>,
 }
 
 /// The name of a rate-limit algorithm in a [`PolicySpec`].

@@ -141,6 +141,14 @@ impl<A: Algorithm> KeyedTable<A> {
         }
     }
 
+    /// Gives back `amount` units charged to `key` at `charged_at` ([`Algorithm::return_units`]).
+    pub(super) fn return_units(&mut self, charged_at: Nanos, now: Nanos, key: &str, amount: u64, limit: u64) {
+        let params = self.params.clone();
+        if let Some(state) = self.find(key).and_then(|id| self.state_mut(id)) {
+            params.return_units(state, charged_at, now, amount, limit);
+        }
+    }
+
     /// Puts an entry in the arena and the index (not in the wheel) and returns its id.
     fn insert(&mut self, key: CompactString, state: A::State) -> u32 {
         let hash = self.hasher.hash_one(key.as_str());

@@ -19,6 +19,8 @@
 //!   the same snapshot bytes, and a restored table behaves exactly like the original.
 
 mod keyed;
+#[cfg(test)]
+mod lease_tests;
 mod request;
 mod snapshot;
 #[cfg(test)]
@@ -32,7 +34,7 @@ use crate::algorithm::Algorithm;
 use crate::{CoreError, Decision, FixedWindow, Limiter, Nanos, SlidingWindow, TokenBucket, WindowCounter};
 use keyed::{KeyedTable, Lookup};
 
-pub use request::{CheckOutcome, LimitDecision, LimitRef};
+pub use request::{CheckOutcome, Grant, LimitDecision, LimitRef};
 pub use snapshot::TableSnapshot;
 
 /// Identifies a policy within a table; the policy model assigns ids deterministically.
@@ -291,6 +293,48 @@ impl LimiterTable {
         }
         self.sweep(now, self.config.sweep_per_op);
         Ok(())
+    }
+
+    /// Grants up to `want` units of `limit` at `now` for a lease, keeping `reserve` units free for strict checks:
+    /// charges the units exactly as a check of that cost would, or grants nothing (and charges nothing) when
+    /// fewer than `reserve + 1` units are free. See [`Grant`].
+    ///
+    /// # Errors
+    ///
+    /// [`CoreError::TableFull`] if the key is new and the table is full (nothing is charged).
+    pub fn grant(&mut self, now: Nanos, limit: &LimitRef<'_>, want: u64, reserve: u64) -> Result<Grant, CoreError> {
+        let now = self.advance_clock(now);
+        let horizon = limit.limiter.charge_horizon(now);
+        let free = self.evaluate(now, limit, 1, Mode::Peek);
+        let cap = limit.effective_limit.clamp(1, limit.limiter.base_limit());
+        let units = want.min(cap).min(free.remaining.saturating_sub(reserve));
+        if !free.allowed || units == 0 {
+            return Ok(Grant { units: 0, decision: free, horizon });
+        }
+        self.ensure_room(now, std::slice::from_ref(limit))?;
+        let decision = self.evaluate(now, limit, units, Mode::Commit);
+        // `remaining` promised room for `units`; an algorithm whose estimate disagrees grants nothing.
+        let units = if decision.allowed { units } else { 0 };
+        self.sweep(now, self.config.sweep_per_op);
+        Ok(Grant { units, decision, horizon })
+    }
+
+    /// Gives back `amount` units of `limit` that a lease charged at `charged_at` and never used: out of the bucket
+    /// or window they were charged to, so that a return never frees capacity the units were not counted in
+    /// ([`Algorithm::return_units`]). An untracked key stays untracked.
+    pub fn return_units(&mut self, now: Nanos, charged_at: Nanos, limit: &LimitRef<'_>, amount: u64) {
+        let now = self.advance_clock(now);
+        if amount == 0 {
+            return;
+        }
+        if let Some(policy_table) = self.policies.get_mut(&limit.policy)
+            && policy_table.same_algorithm(&limit.limiter)
+        {
+            with_table!(policy_table, limit.limiter, |table, params| {
+                table.set_params(&params);
+                table.return_units(charged_at, now, limit.key, amount, limit.effective_limit);
+            });
+        }
     }
 
     /// Evicts up to `budget` due keys whose state has become fresh; returns how many were evicted.

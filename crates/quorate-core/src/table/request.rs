@@ -1,4 +1,5 @@
-//! What a check names ([`LimitRef`]) and what it answers ([`LimitDecision`] per limit, [`CheckOutcome`] overall).
+//! What a check names ([`LimitRef`]) and what it answers ([`LimitDecision`] per limit, [`CheckOutcome`] overall),
+//! and what a lease grant answers ([`Grant`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,4 +51,15 @@ pub struct CheckOutcome {
     pub decision: Decision,
     /// One decision per limit, in the order the limits were given.
     pub limits: Vec<LimitDecision>,
+}
+
+/// The quota a lease was granted by [`LimiterTable::grant`](super::LimiterTable::grant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Units granted and charged; 0 when too little was free.
+    pub units: u64,
+    /// The limit's decision after the charge (with nothing granted: before it).
+    pub decision: Decision,
+    /// The end of the bucket or window the units were charged to: the lease must be spent before it.
+    pub horizon: crate::Nanos,
 }
