@@ -189,7 +189,7 @@ impl WorkloadRng {
 
 fn request(dimension: &str, key: u64) -> CheckRequest {
     let descriptor = Descriptor { dimension: dimension.into(), value: format!("k{key}"), policy: String::new() };
-    CheckRequest { descriptors: vec![descriptor], cost: 1, peek: false }
+    CheckRequest { descriptors: vec![descriptor], cost: 1, peek: false, lease: None }
 }
 
 /// One client: checks every 25 ms (simulated) for the run, against its preferred node or a random one.

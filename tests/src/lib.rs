@@ -355,6 +355,7 @@ pub fn check(dimension: &str, value: &str, cost: u64) -> CheckRequest {
         descriptors: vec![Descriptor { dimension: dimension.into(), value: value.into(), policy: String::new() }],
         cost,
         peek: false,
+        lease: None,
     }
 }
 

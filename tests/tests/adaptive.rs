@@ -15,6 +15,7 @@ fn peek_tier() -> CheckRequest {
         descriptors: vec![Descriptor { dimension: "tier".into(), value: "t1".into(), policy: String::new() }],
         cost: 1,
         peek: true,
+        lease: None,
     }
 }
 

@@ -250,6 +250,7 @@ mod tests {
             limits: vec![s],
             degraded: true,
             policy_version: 3,
+            ..Default::default()
         };
         let decision = Decision::from(&r);
         let text = format_decision(&decision);

@@ -106,8 +106,10 @@ fn short_reason(err: &anyhow::Error) -> String {
 /// Formats the cluster table. `*` marks the leader as seen by the node first asked (`leader_id`, 0 if none);
 /// each row's ROLE is what that node says about itself, so a disagreement is visible.
 fn format_table(rows: &[NodeRow], leader_id: u64, term: u64) -> String {
-    const HEADER: [&str; 12] =
-        ["", "ID", "ADDR", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "POLICY", "KEYS", "CPU", "MEM"];
+    const HEADER: [&str; 15] = [
+        "", "ID", "ADDR", "ROLE", "TERM", "COMMIT", "APPLIED", "SNAPSHOT", "POLICY", "KEYS", "CPU", "MEM", "LEASES",
+        "GRANTS/S", "LEASED",
+    ];
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -128,7 +130,8 @@ fn format_table(rows: &[NodeRow], leader_id: u64, term: u64) -> String {
                             ]
                             .map(|n| n.to_string()),
                         )
-                        .chain([percent(s.cpu), percent(s.memory)]),
+                        .chain([percent(s.cpu), percent(s.memory), s.leases_held.to_string()])
+                        .chain([format!("{:.1}", s.lease_grants_per_sec), s.leased_decisions.to_string()]),
                 ),
                 Err(reason) => cells.push(format!("unreachable: {reason}")),
             }
@@ -170,14 +173,15 @@ fn percent(fraction: f64) -> String {
     format!("{:.0}%", fraction * 100.0)
 }
 
-/// Formats the adaptive-load summary as the node first asked sees it.
+/// Formats the adaptive-load and lease summaries as the node first asked sees them.
 fn format_load(first: &StatusResponse) -> String {
     let drivers: Vec<String> = first.drivers.iter().map(|d| format!("{} {}", d.name, percent(d.value))).collect();
     let drivers = if drivers.is_empty() { "none".to_owned() } else { drivers.join(", ") };
     format!(
-        "cluster load: {} -> adaptive multiplier {:.2}; signals: {drivers}\n",
+        "cluster load: {} -> adaptive multiplier {:.2}; signals: {drivers}\nleases outstanding in the cluster: {}\n",
         percent(first.cluster_load),
-        first.multiplier
+        first.multiplier,
+        first.leases_outstanding
     )
 }
 
@@ -189,6 +193,8 @@ fn row_json(r: &NodeRow, leader_id: u64) -> Value {
             "node_id": s.node_id, "role": s.role, "leader_id": s.leader_id, "term": s.term,
             "commit_index": s.commit_index, "applied_index": s.applied_index, "last_log_index": s.last_log_index,
             "snapshot_index": s.snapshot_index, "policy_version": s.policy_version, "tracked_keys": s.tracked_keys,
+            "leases_held": s.leases_held, "lease_grants_per_sec": s.lease_grants_per_sec,
+            "leased_decisions": s.leased_decisions, "leases_outstanding": s.leases_outstanding,
             "self_addr": s.addr,
             "members": s.members.iter().map(|m| json!({"id": m.id, "addr": m.addr, "voter": m.voter}))
                 .collect::<Vec<_>>(),
@@ -219,6 +225,9 @@ mod tests {
             addr: format!("127.0.0.1:710{id}"),
             cpu: 0.42,
             memory: 0.1,
+            leases_held: 3,
+            lease_grants_per_sec: 1.5,
+            leased_decisions: 700,
             ..StatusResponse::default()
         };
         NodeRow { id, addr: format!("127.0.0.1:710{id}"), status: Ok(status) }
@@ -231,9 +240,12 @@ mod tests {
             reachable(2, "follower", 99),
             NodeRow { id: 3, addr: "127.0.0.1:7103".to_owned(), status: Err("connection refused".to_owned()) },
         ];
-        let expected = "   ID  ADDR            ROLE      TERM  COMMIT  APPLIED  SNAPSHOT  POLICY  KEYS   CPU  MEM\n\
-                        *  1   127.0.0.1:7101  leader    7     1234    1234     0         2       10000  42%  10%\n   \
-                        2   127.0.0.1:7102  follower  7     99      99       0         2       10000  42%  10%\n   \
+        let expected = "   ID  ADDR            ROLE      TERM  COMMIT  APPLIED  SNAPSHOT  POLICY  KEYS   CPU  MEM  LEASES  \
+                        GRANTS/S  LEASED\n\
+                        *  1   127.0.0.1:7101  leader    7     1234    1234     0         2       10000  42%  10%  3       \
+                        1.5       700\n   \
+                        2   127.0.0.1:7102  follower  7     99      99       0         2       10000  42%  10%  3       \
+                        1.5       700\n   \
                         3   127.0.0.1:7103  unreachable: connection refused\n\
                         leader: node 1 (term 7)\n";
         assert_eq!(format_table(&rows, 1, 7), expected);
@@ -247,7 +259,10 @@ mod tests {
             drivers: vec![LoadSignal { name: "llm_latency".to_owned(), value: 0.8 }],
             ..StatusResponse::default()
         };
-        assert_eq!(format_load(&status), "cluster load: 80% -> adaptive multiplier 0.50; signals: llm_latency 80%\n");
+        assert_eq!(
+            format_load(&status),
+            "cluster load: 80% -> adaptive multiplier 0.50; signals: llm_latency 80%\nleases outstanding in the cluster: 0\n"
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@
 //!
 //! let mut client = RateLimiterClient::connect(format!("http://{}", node.local_addr())).await?;
 //! let descriptor = Descriptor { dimension: "api_key".into(), value: "agent_42".into(), policy: String::new() };
-//! let response = client.check(CheckRequest { descriptors: vec![descriptor], cost: 1, peek: false }).await?;
+//! let response = client.check(CheckRequest { descriptors: vec![descriptor], cost: 1, peek: false, lease: None }).await?;
 //! assert!(response.get_ref().allowed);
 //! assert_eq!(response.get_ref().overall.as_ref().map(|o| o.limit), Some(200)); // the sample `agent` tier
 //!
@@ -78,6 +78,7 @@ pub mod config;
 mod control;
 pub mod error;
 mod io;
+mod leases;
 mod load;
 mod node;
 mod raft;

@@ -26,6 +26,7 @@ use crate::config::NodeConfig;
 use crate::control::Control;
 use crate::error::NodeError;
 use crate::io::IoMode;
+use crate::leases::LeaseHolder;
 use crate::load::{self, LoadReporter, LoadTracker};
 use crate::raft::log_store::{SledLogStore, open_db};
 use crate::raft::network::NetworkFactory;
@@ -45,6 +46,7 @@ pub struct NodeHandle {
     stop_server: oneshot::Sender<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
+    pipeline: Pipeline,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -111,6 +113,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         deadline: config.check_deadline,
         clock: clock.clone(),
         degraded: DegradedLimiter::new(config.table, local_grace),
+        leases: LeaseHolder::new(config.id),
         quorum_ack_within: local_grace / 2,
     });
     let tracker = LoadTracker::default();
@@ -132,8 +135,14 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let services = tonic::transport::Server::builder()
         .add_service(RaftServer::new(RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone())))
         .add_service(RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load, bulk)))
-        .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline, config.envoy)))
-        .add_service(AdminServer::new(AdminService::new(raft.clone(), state_machine.clone(), tracker, control)))
+        .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline.clone(), config.envoy)))
+        .add_service(AdminServer::new(AdminService::new(
+            raft.clone(),
+            state_machine.clone(),
+            tracker,
+            control,
+            pipeline.clone(),
+        )))
         .add_service(health_server)
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?);
@@ -149,6 +158,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     }
     let installer = tokio::spawn(install_initial_policies(raft.clone(), state_machine.clone(), config.policies_toml));
     let health = tokio::spawn(health::report_health(health_reporter, raft.clone(), state_machine.clone()));
+    let returns = tokio::spawn(pipeline.clone().run_lease_returns());
     tracing::info!(id = config.id, addr = %local_addr, %advertise, "node started");
     Ok(NodeHandle {
         id: config.id,
@@ -158,7 +168,8 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         db,
         stop_server,
         server,
-        background: vec![installer, sampler, folder, health],
+        background: vec![installer, sampler, folder, health, returns],
+        pipeline,
     })
 }
 
@@ -218,6 +229,9 @@ impl NodeHandle {
         for task in &self.background {
             task.abort();
         }
+        // Give this node's leases back while Raft still runs; if no leader takes them in time they stay charged,
+        // which only under-admits.
+        self.pipeline.return_all_leases().await;
         let raft_result = self.raft.shutdown().await.map_err(NodeError::Shutdown);
         let _ = self.stop_server.send(());
         let _ = self.server.await;

@@ -39,7 +39,7 @@ policy = "fifty"
 
 fn check(dimension: &str, value: &str) -> CheckRequest {
     let descriptor = Descriptor { dimension: dimension.into(), value: value.into(), policy: String::new() };
-    CheckRequest { descriptors: vec![descriptor], cost: 1, peek: false }
+    CheckRequest { descriptors: vec![descriptor], cost: 1, peek: false, lease: None }
 }
 
 /// `Some(allowed)` for a decision, `None` for an error.

@@ -24,8 +24,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest pause after failed calls: a dead endpoint costs a few calls a second, not a spinning core.
 const MAX_BACKOFF: Duration = Duration::from_millis(200);
 
+/// One check's decision as the bench counts it.
+#[derive(Debug, Clone, Copy)]
+struct Decided {
+    allowed: bool,
+    /// Decided by the node from its leases, with no log entry.
+    leased: bool,
+}
+
 /// What one call (or stream message) came back with: a decision or an error per check, or a failed call.
-type Answer = Result<Vec<Option<bool>>, String>;
+type Answer = Result<Vec<Option<Decided>>, String>;
 
 /// One closed-loop caller with its own connection.
 pub(super) struct Caller {
@@ -80,7 +88,7 @@ impl Caller {
         let value = format!("{}{}", args.key_prefix, self.picker.next());
         let policy = args.policy.clone().unwrap_or_default();
         let descriptor = Descriptor { dimension: args.dimension.clone(), value, policy };
-        CheckRequest { descriptors: vec![descriptor], cost: args.cost, peek: false }
+        CheckRequest { descriptors: vec![descriptor], cost: args.cost, peek: false, lease: None }
     }
 
     fn requests(&mut self) -> Vec<CheckRequest> {
@@ -103,7 +111,10 @@ impl Caller {
             _ => {
                 let request = self.request();
                 match tokio::time::timeout(timeout, self.client.check(request)).await {
-                    Ok(Ok(response)) => Ok(vec![Some(response.into_inner().allowed)]),
+                    Ok(Ok(response)) => {
+                        let response = response.into_inner();
+                        Ok(vec![Some(Decided { allowed: response.allowed, leased: response.leased })])
+                    }
                     Ok(Err(status)) => Err(status_line(&status)),
                     Err(_) => Err(timed_out()),
                 }
@@ -185,8 +196,14 @@ impl Caller {
             self.totals.total += checks.len() as u64;
             for check in &checks {
                 match check {
-                    Some(true) => self.totals.allowed += 1,
-                    Some(false) => self.totals.denied += 1,
+                    Some(decided) => {
+                        if decided.allowed {
+                            self.totals.allowed += 1;
+                        } else {
+                            self.totals.denied += 1;
+                        }
+                        self.totals.leased += u64::from(decided.leased);
+                    }
                     None => {
                         self.totals.errors += 1;
                         *self.totals.errors_by_endpoint.entry(endpoint.clone()).or_insert(0) += 1;
@@ -223,10 +240,10 @@ fn client(url: &str, args: &BenchArgs) -> anyhow::Result<RateLimiterClient<Chann
     Ok(RateLimiterClient::new(connect_lazy(url, CONNECT_TIMEOUT, Some(timeout))?))
 }
 
-/// `Some(allowed)` for a decision, `None` for a check that got an error.
-fn decided(result: &CheckResult) -> Option<bool> {
+/// The decision of one check of a batch or stream answer, `None` for a check that got an error.
+fn decided(result: &CheckResult) -> Option<Decided> {
     match &result.result {
-        Some(Outcome::Decision(decision)) => Some(decision.allowed),
+        Some(Outcome::Decision(decision)) => Some(Decided { allowed: decision.allowed, leased: decision.leased }),
         _ => None,
     }
 }

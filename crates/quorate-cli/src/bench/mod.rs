@@ -124,6 +124,8 @@ struct Totals {
     total: u64,
     allowed: u64,
     denied: u64,
+    /// Decisions a node made from its leases.
+    leased: u64,
     errors: u64,
     calls: u64,
     first_error: Option<String>,
@@ -138,6 +140,7 @@ impl Totals {
         self.total += other.total;
         self.allowed += other.allowed;
         self.denied += other.denied;
+        self.leased += other.leased;
         self.errors += other.errors;
         self.calls += other.calls;
         self.first_error = self.first_error.take().or(other.first_error);

@@ -96,6 +96,9 @@ pub(super) fn json(
         "total_checks": totals.total, "checks_per_sec": round(per_sec(totals.total), 1),
         "calls": totals.calls, "calls_per_sec": round(per_sec(totals.calls), 1),
         "allowed": totals.allowed, "denied": totals.denied, "errors": totals.errors,
+        "leased": totals.leased,
+        "leased_share": (totals.allowed + totals.denied > 0)
+            .then(|| round(totals.leased as f64 / (totals.allowed + totals.denied) as f64, 4)),
         "errors_by_endpoint": totals.errors_by_endpoint,
         "first_error": totals.first_error,
         "latency_us": {
@@ -131,7 +134,14 @@ pub(super) fn text(r: &Value) -> String {
         r["dist"].as_str().unwrap_or(""),
         r["addr"].as_str().unwrap_or(""),
     );
-    out += &format!("allowed {}, denied {}, errors {}\n", r["allowed"], r["denied"], r["errors"]);
+    out += &format!(
+        "allowed {}, denied {}, errors {}; decided from leases {} ({})\n",
+        r["allowed"],
+        r["denied"],
+        r["errors"],
+        r["leased"],
+        r["leased_share"].as_f64().map_or("-".to_owned(), |s| format!("{:.1}%", s * 100.0)),
+    );
     if let Some(error) = r["first_error"].as_str() {
         out += &format!("first error: {error}\n");
     }

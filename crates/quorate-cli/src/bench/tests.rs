@@ -53,7 +53,8 @@ fn report_uses_loadgen_field_names_and_derives_batching() {
     for us in 1..=1000 {
         hist.record(us).unwrap();
     }
-    let totals = Totals { total: 1300, allowed: 1000, denied: 200, errors: 100, calls: 13, ..Totals::default() };
+    let totals =
+        Totals { total: 1300, allowed: 1000, denied: 200, leased: 300, errors: 100, calls: 13, ..Totals::default() };
     let log = Some(LogDelta { entries: 50, seconds: 2.0 });
     let bench = args(&["--label", "run1", "--mode", "batch", "--batch", "100"]);
     let r = report_json(&bench, "http://a:1,http://b:2", 2.0, &totals, &hist, log, None);
@@ -68,6 +69,7 @@ fn report_uses_loadgen_field_names_and_derives_batching() {
     assert_eq!(r["latency_us"]["p99"], 990);
     assert_eq!((r["log_entries_per_sec"].clone(), r["checks_per_entry"].clone()), (json!(25.0), json!(24.0)));
     assert_eq!(r["server_cpu"], Value::Null);
+    assert_eq!((r["leased"].clone(), r["leased_share"].clone()), (json!(300), json!(0.25)));
     let text = report_text(&r);
     assert!(
         text.starts_with("1300 checks in 2.0 s: 650.0 checks/s (16 callers, batch of 100, 10000 uniform keys"),

@@ -14,6 +14,7 @@ use quorate_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::status;
+use crate::check::Pipeline;
 use crate::control::{Control, MembershipChange};
 use crate::error::AdminError;
 use crate::load::LoadTracker;
@@ -27,6 +28,7 @@ pub(crate) struct AdminService {
     state_machine: StateMachineStore,
     load: LoadTracker,
     control: Control,
+    pipeline: Pipeline,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -36,9 +38,16 @@ impl std::fmt::Debug for AdminService {
 }
 
 impl AdminService {
-    /// Serves admin calls for the node of `raft` and `state_machine`, writes through `control`.
-    pub(crate) fn new(raft: Raft, state_machine: StateMachineStore, load: LoadTracker, control: Control) -> Self {
-        AdminService { raft, state_machine, load, control }
+    /// Serves admin calls for the node of `raft`, `state_machine` and `pipeline` (for its leases), writes
+    /// through `control`.
+    pub(crate) fn new(
+        raft: Raft,
+        state_machine: StateMachineStore,
+        load: LoadTracker,
+        control: Control,
+        pipeline: Pipeline,
+    ) -> Self {
+        AdminService { raft, state_machine, load, control, pipeline }
     }
 
     fn members(&self) -> Vec<Member> {
@@ -75,7 +84,8 @@ fn admin_status(error: AdminError) -> Status {
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let (policy_version, tracked_keys, cluster_load, multiplier, drivers) = {
+        let holder = self.pipeline.leases();
+        let (policy_version, tracked_keys, cluster_load, multiplier, drivers, lease_grants, leases_outstanding) = {
             let replica = self.state_machine.replica();
             let drivers = replica
                 .signals
@@ -89,6 +99,8 @@ impl Admin for AdminService {
                 fraction(replica.cluster_load()),
                 fraction(replica.multiplier().ppm()),
                 drivers,
+                replica.leases.grants_to(holder.id()),
+                replica.leases.len() as u64,
             )
         };
         let local = self.load.local();
@@ -120,6 +132,11 @@ impl Admin for AdminService {
             cluster_load,
             multiplier,
             drivers,
+            leases_held: holder.held() as u64,
+            leased_decisions: holder.leased_decisions(),
+            lease_grants,
+            leases_outstanding,
+            lease_grants_per_sec: holder.grants_per_second(),
         }))
     }
 

@@ -16,7 +16,7 @@ use quorate_proto::v1::{CheckStreamRequest, CheckStreamResponse, ItemError};
 use tokio::sync::{Semaphore, mpsc};
 use tonic::{Status, Streaming};
 
-use super::rate_limiter::{check_from_wire, check_result};
+use super::rate_limiter::decide_all;
 use super::status;
 use crate::check::Pipeline;
 use crate::error::CheckError;
@@ -81,8 +81,7 @@ async fn read(
         let Ok(permit) = budget.clone().acquire_many_owned(permits).await else { return };
         let (pipeline, answers, in_flight) = (pipeline.clone(), answers.clone(), in_flight.clone());
         tokio::spawn(async move {
-            let checks: Vec<_> = checks.into_iter().map(check_from_wire).collect();
-            let results = pipeline.check_many(&checks).await.iter().map(check_result).collect();
+            let results = decide_all(&pipeline, checks).await;
             // The client may be gone: its checks are decided all the same, the answer has nowhere to go.
             let _ = answers.send(Ok(CheckStreamResponse { id, results, error: None })).await;
             lock(&in_flight).remove(&id);

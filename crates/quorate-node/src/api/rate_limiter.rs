@@ -4,19 +4,20 @@
 use std::time::Duration;
 
 use quorate_core::adaptive::{PPM, fraction_to_ppm, milli_from_f64};
-use quorate_core::plan::{Check, Cost, Refund};
+use quorate_core::plan::{Check, Cost, PlannedLimit, Refund};
 use quorate_core::policy::Descriptor;
-use quorate_core::{CoreError, Nanos};
+use quorate_core::{CoreError, Decision, Nanos};
 use quorate_proto::v1::rate_limiter_server::RateLimiter;
 use quorate_proto::v1::{
     self as pb, CheckBatchRequest, CheckBatchResponse, CheckRequest, CheckResponse, CheckStreamRequest, RefundRequest,
-    RefundResponse, ReportLoadRequest, ReportLoadResponse,
+    RefundResponse, ReportLoadRequest, ReportLoadResponse, ReturnLeasesRequest, ReturnLeasesResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
 use super::check_stream::{self, AnswerStream};
 use super::status;
-use crate::check::{Pipeline, Verdict};
+use crate::check::{CheckCall, ClientLease, Pipeline, Verdict};
+use crate::command::{CLIENT_HOLDERS, LeaseReturn};
 use crate::error::CheckError;
 use crate::load::LoadReporter;
 
@@ -58,14 +59,57 @@ fn descriptors(wire: Vec<pb::Descriptor>) -> Vec<Descriptor> {
         .collect()
 }
 
-/// The validated check a wire request asks for: a cost of 0 counts as 1.
-pub(crate) fn check_from_wire(wire: CheckRequest) -> Check {
-    Check {
+/// The validated check a wire request asks for: a cost of 0 counts as 1; a lease request names a client holder.
+///
+/// # Errors
+///
+/// [`CheckError::Invalid`] for a lease request whose holder id could name a node (the top bit must be set).
+pub(crate) fn check_from_wire(wire: CheckRequest) -> Result<CheckCall, CheckError> {
+    let check = Check {
         descriptors: descriptors(wire.descriptors),
         cost: Cost::at_least_one(wire.cost),
         peek: wire.peek,
         overrides: Vec::new(),
+    };
+    let client_lease = match wire.lease {
+        Some(lease) if lease.units > 0 => Some(ClientLease { holder: client_holder(lease.holder)?, want: lease.units }),
+        _ => None,
+    };
+    Ok(CheckCall { check, client_lease })
+}
+
+/// A client's holder id, which must have the top bit set so that it never names a node's leases.
+fn client_holder(holder: u64) -> Result<u64, CheckError> {
+    if holder < CLIENT_HOLDERS {
+        return Err(invalid(format!("lease holder {holder} is not a client holder id: its top bit must be set")));
     }
+    Ok(holder)
+}
+
+/// Decides the checks of one batch call or stream message: each valid one through the pipeline, together, each
+/// invalid one with its own error; results in order.
+pub(crate) async fn decide_all(pipeline: &Pipeline, wire: Vec<CheckRequest>) -> Vec<pb::CheckResult> {
+    let mut results: Vec<Option<pb::CheckResult>> = Vec::with_capacity(wire.len());
+    let mut calls = Vec::with_capacity(wire.len());
+    for check in wire {
+        match check_from_wire(check) {
+            Ok(call) => {
+                calls.push(call);
+                results.push(None);
+            }
+            Err(error) => results.push(Some(check_result(&Err(error)))),
+        }
+    }
+    let mut verdicts = pipeline.check_many(calls).await.into_iter();
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                let verdict = verdicts.next().unwrap_or_else(|| Err(CheckError::Internal("no verdict".to_owned())));
+                check_result(&verdict)
+            })
+        })
+        .collect()
 }
 
 /// The wire result of one check of a batch or stream message.
@@ -77,20 +121,40 @@ pub(crate) fn check_result(verdict: &Result<Verdict, CheckError>) -> pb::CheckRe
     pb::CheckResult { result: Some(result) }
 }
 
+/// The wire status of one limit's decision.
+fn limit_status(verdict: &Verdict, planned: &PlannedLimit, base_limit: u64, decision: &Decision) -> pb::LimitStatus {
+    pb::LimitStatus {
+        policy: planned.name(&verdict.policies).into_owned(),
+        key: planned.key.to_string(),
+        allowed: decision.allowed,
+        limit: decision.limit,
+        base_limit,
+        remaining: decision.remaining,
+        reset_after_ns: decision.reset_after,
+        retry_after_ns: decision.retry_after,
+        window_ns: planned.window(&verdict.policies),
+    }
+}
+
 /// The wire response of a verdict.
 pub(crate) fn check_response(verdict: &Verdict) -> CheckResponse {
     let limits: Vec<pb::LimitStatus> = verdict
         .limits()
-        .map(|(planned, limit)| pb::LimitStatus {
-            policy: planned.name(&verdict.policies).into_owned(),
-            key: planned.key.to_string(),
-            allowed: limit.decision.allowed,
-            limit: limit.decision.limit,
-            base_limit: limit.base_limit,
-            remaining: limit.decision.remaining,
-            reset_after_ns: limit.decision.reset_after,
-            retry_after_ns: limit.decision.retry_after,
-            window_ns: planned.window(&verdict.policies),
+        .map(|(planned, limit)| limit_status(verdict, planned, limit.base_limit, &limit.decision))
+        .collect();
+    let grants = verdict
+        .grants
+        .iter()
+        .filter_map(|grant| {
+            let planned = verdict.plan.limits.get(grant.limit)?;
+            let base_limit = planned.base_limit(&verdict.policies);
+            Some(pb::LeaseGrant {
+                lease_id: grant.lease,
+                descriptor: u32::from(planned.descriptor),
+                units: grant.units,
+                valid_for_ns: grant.valid_for,
+                status: Some(limit_status(verdict, planned, base_limit, &grant.decision)),
+            })
         })
         .collect();
     CheckResponse {
@@ -99,15 +163,18 @@ pub(crate) fn check_response(verdict: &Verdict) -> CheckResponse {
         limits,
         degraded: verdict.degraded,
         policy_version: verdict.policies.version(),
+        leased: verdict.leased,
+        grants,
     }
 }
 
 #[tonic::async_trait]
 impl RateLimiter for RateLimiterService {
     async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
-        let check = check_from_wire(request.into_inner());
-        let verdict = self.pipeline.check(&check).await.map_err(|e| status::from_check(&e))?;
-        Ok(Response::new(check_response(&verdict)))
+        let call = check_from_wire(request.into_inner()).map_err(|e| status::from_check(&e))?;
+        let mut verdicts = self.pipeline.check_many(vec![call]).await;
+        let verdict = verdicts.pop().unwrap_or_else(|| Err(CheckError::Internal("no verdict".to_owned())));
+        Ok(Response::new(check_response(&verdict.map_err(|e| status::from_check(&e))?)))
     }
 
     async fn check_batch(&self, request: Request<CheckBatchRequest>) -> Result<Response<CheckBatchResponse>, Status> {
@@ -117,8 +184,7 @@ impl RateLimiter for RateLimiterService {
                 format!("a batch carries at most {} checks, this one has {}", self.limits.max_items, wire.checks.len());
             return Err(status::from_check(&invalid(message)));
         }
-        let checks: Vec<Check> = wire.checks.into_iter().map(check_from_wire).collect();
-        let results = self.pipeline.check_many(&checks).await.iter().map(check_result).collect();
+        let results = decide_all(&self.pipeline, wire.checks).await;
         Ok(Response::new(CheckBatchResponse { results }))
     }
 
@@ -138,6 +204,17 @@ impl RateLimiter for RateLimiterService {
         let (ppm, ttl) = self.scale_report(&wire).map_err(|e| status::from_check(&e))?;
         self.load.report(wire.name, ppm, ttl).await.map_err(|e| status::from_check(&e))?;
         Ok(Response::new(ReportLoadResponse { load: f64::from(ppm) / f64::from(PPM) }))
+    }
+
+    async fn return_leases(
+        &self,
+        request: Request<ReturnLeasesRequest>,
+    ) -> Result<Response<ReturnLeasesResponse>, Status> {
+        let wire = request.into_inner();
+        let holder = client_holder(wire.holder).map_err(|e| status::from_check(&e))?;
+        let returns = wire.returns.iter().map(|r| LeaseReturn { lease: r.lease_id, unused: r.unused }).collect();
+        self.pipeline.return_leases(holder, returns).await.map_err(|e| status::from_check(&e))?;
+        Ok(Response::new(ReturnLeasesResponse {}))
     }
 
     async fn refund(&self, request: Request<RefundRequest>) -> Result<Response<RefundResponse>, Status> {

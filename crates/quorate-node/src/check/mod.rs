@@ -14,7 +14,8 @@
 
 pub(crate) mod degraded;
 mod pipeline;
+mod returns;
 mod verdict;
 
-pub(crate) use pipeline::{Pipeline, PipelineParts};
+pub(crate) use pipeline::{CheckCall, ClientLease, Pipeline, PipelineParts};
 pub(crate) use verdict::Verdict;

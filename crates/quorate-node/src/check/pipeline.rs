@@ -13,9 +13,36 @@ use super::degraded::{DegradedContext, DegradedLimiter};
 use crate::batcher::Batcher;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, PeerError, Route};
-use crate::command::{Applied, Command, CommandOutcome};
+use crate::command::{Applied, Command, CommandOutcome, HolderId, LeaseAsk, LeaseReturn};
 use crate::error::CheckError;
+use crate::leases::LeaseHolder;
 use crate::raft::state_machine::StateMachineStore;
+
+/// A check as the pipeline takes it: the validated check, and whose leases it may use or ask for.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckCall {
+    /// The check.
+    pub(crate) check: Check,
+    /// `Some` if a client holds leases and asks for them with this check: it is then never decided from this
+    /// node's leases, and the grants go back to the client. `None`: this node's leases decide and are asked for.
+    pub(crate) client_lease: Option<ClientLease>,
+}
+
+impl CheckCall {
+    /// A check decided with this node's leases.
+    pub(crate) fn node(check: Check) -> Self {
+        CheckCall { check, client_lease: None }
+    }
+}
+
+/// The leases a client asks for with a check: up to `want` units of each lease-enabled limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientLease {
+    /// The client's holder id.
+    pub(crate) holder: HolderId,
+    /// Units wanted per limit.
+    pub(crate) want: u64,
+}
 
 /// Pause before trying again after the leader moved or could not be reached.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -37,6 +64,8 @@ pub(crate) struct PipelineParts {
     pub(crate) clock: Arc<dyn Clock>,
     /// The limiter for `on_no_quorum` modes.
     pub(crate) degraded: DegradedLimiter,
+    /// This node's leases.
+    pub(crate) leases: LeaseHolder,
     /// How recently a leading node must have heard from a quorum to count as a working leader.
     pub(crate) quorum_ack_within: Duration,
 }
@@ -76,57 +105,87 @@ impl Pipeline {
         self.inner.state_machine.replica().policies.clone().ok_or(CheckError::NoPolicies)
     }
 
-    /// Decides one check.
+    /// Decides one check, with this node's leases.
     ///
     /// # Errors
     ///
     /// As [`Pipeline::check_many`] for its one check.
-    pub(crate) async fn check(&self, check: &Check) -> Result<Verdict, CheckError> {
-        let mut verdicts = self.check_many(std::slice::from_ref(check)).await;
+    pub(crate) async fn check(&self, check: Check) -> Result<Verdict, CheckError> {
+        let mut verdicts = self.check_many(vec![CheckCall::node(check)]).await;
         verdicts.pop().unwrap_or_else(|| Err(CheckError::Internal("a check got no verdict".to_owned())))
     }
 
     /// Decides several checks, each atomically on its own, committed together when they fit one batch.
     ///
-    /// Every check is planned; the valid ones are committed strictly on the leader, in one batch or one peer
-    /// call. Checks planned against a policy set that changed before they were applied are planned again. If no
-    /// leader commits them within the deadline, each is decided by its policies' `on_no_quorum` modes.
+    /// Every check is planned. One that this node's leases cover is decided here, at once. The others are
+    /// committed strictly on the leader, in one batch or one peer call, asking for leases for hot keys (or for the
+    /// client that holds them). Checks planned against a policy set that changed before they were applied are
+    /// planned again. If no leader commits them within the deadline, each is decided by its policies'
+    /// `on_no_quorum` modes.
     ///
-    /// Each result is the check's [`Verdict`] or its own [`CheckError`], in the order of `checks`.
-    pub(crate) async fn check_many(&self, checks: &[Check]) -> Vec<Result<Verdict, CheckError>> {
+    /// Each result is the check's [`Verdict`] or its own [`CheckError`], in the order of `calls`.
+    pub(crate) async fn check_many(&self, calls: Vec<CheckCall>) -> Vec<Result<Verdict, CheckError>> {
         let started = Instant::now();
         let deadline = started + self.inner.deadline;
-        let mut results: Vec<Option<Result<Verdict, CheckError>>> = checks.iter().map(|_| None).collect();
+        let holder = &self.inner.leases;
+        let mut results: Vec<Option<Result<Verdict, CheckError>>> = calls.iter().map(|_| None).collect();
         loop {
             let policies = match self.policies() {
                 Ok(policies) => policies,
                 Err(error) => return finish(results, &error),
             };
+            let now = Instant::now();
             let mut planned = Vec::new();
-            for (i, check) in checks.iter().enumerate() {
+            let mut commands = Vec::new();
+            for (i, call) in calls.iter().enumerate() {
                 if results[i].is_some() {
                     continue;
                 }
-                match Plan::check(&policies, check) {
-                    Ok(plan) => planned.push((i, plan)),
-                    Err(error) => results[i] = Some(Err(error.into())),
-                }
+                let plan = match Plan::check(&policies, &call.check) {
+                    Ok(plan) => plan,
+                    Err(error) => {
+                        results[i] = Some(Err(error.into()));
+                        continue;
+                    }
+                };
+                let lease = match call.client_lease {
+                    Some(ClientLease { holder, want }) => {
+                        Some(LeaseAsk { holder, want: vec![want; plan.limits.len()] })
+                    }
+                    None if call.check.peek => None,
+                    None => {
+                        if let Some(outcome) = holder.try_local(&policies, &plan, now) {
+                            let verdict = Verdict::leased(outcome, plan, policies.clone());
+                            results[i] = Some(Ok(verdict));
+                            continue;
+                        }
+                        holder.ask(&policies, &plan, now)
+                    }
+                };
+                commands.push(Command::Check { plan: plan.clone(), peek: call.check.peek, lease });
+                planned.push((i, plan));
             }
             if planned.is_empty() {
                 return finish(results, &CheckError::Internal("no check left to decide".to_owned()));
             }
-            let commands =
-                planned.iter().map(|(i, plan)| Command::Check { plan: plan.clone(), peek: checks[*i].peek }).collect();
             match self.commit(commands, deadline).await {
                 Ok(outcomes) => {
                     let mut stale = false;
                     for ((i, plan), outcome) in planned.into_iter().zip(outcomes) {
                         results[i] = match outcome {
-                            Ok(Applied::Checked(outcome)) => {
-                                Some(Ok(Verdict { outcome, plan, policies: policies.clone(), degraded: false }))
+                            Ok(Applied::Checked { outcome, grants }) => {
+                                // The node keeps its own leases; a client's go back to it with the decision.
+                                let grants = match calls[i].client_lease {
+                                    Some(_) => grants,
+                                    None => {
+                                        holder.adopt(&plan, &grants, now);
+                                        Vec::new()
+                                    }
+                                };
+                                Some(Ok(Verdict::strict(outcome, plan, policies.clone(), grants)))
                             }
-                            Ok(Applied::Refunded) => {
-                                Some(Err(CheckError::Internal("a check was answered as a refund".to_owned())))
+                            Ok(Applied::Refunded | Applied::Returned) => {
+                                Some(Err(CheckError::Internal("a check was answered as something else".to_owned())))
                             }
                             Err(CheckError::PolicyChanged { .. }) if Instant::now() < deadline => {
                                 stale = true;
@@ -141,17 +200,41 @@ impl Pipeline {
                 }
                 Err(Attempt::Retry) => {
                     if let Err(error) = self.pause_before_retry(started, deadline).await {
-                        self.decide_all_degraded(&policies, planned, checks, &mut results, &error);
+                        self.decide_all_degraded(&policies, planned, &calls, &mut results, &error);
                     }
                 }
                 Err(Attempt::Failed(error)) => {
-                    self.decide_all_degraded(&policies, planned, checks, &mut results, &error)
+                    self.decide_all_degraded(&policies, planned, &calls, &mut results, &error)
                 }
             }
             if results.iter().all(Option::is_some) {
                 return finish(results, &CheckError::Internal("unreachable".to_owned()));
             }
         }
+    }
+
+    /// Gives leases back: their unused units return into the buckets they were charged to.
+    ///
+    /// # Errors
+    ///
+    /// [`CheckError`] if no leader applied the return within the deadline (the units then stay charged, which
+    /// only under-admits).
+    pub(crate) async fn return_leases(&self, holder: HolderId, returns: Vec<LeaseReturn>) -> Result<(), CheckError> {
+        let deadline = Instant::now() + self.inner.deadline;
+        match self.commit(vec![Command::ReturnLeases { holder, returns }], deadline).await {
+            Ok(mut outcomes) => match outcomes.pop() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(error)) => Err(error),
+                None => Err(CheckError::Internal("a return got no outcome".to_owned())),
+            },
+            Err(Attempt::Retry) => Err(CheckError::NoLeader { waited: self.inner.deadline }),
+            Err(Attempt::Failed(error)) => Err(error),
+        }
+    }
+
+    /// This node's leases.
+    pub(crate) fn leases(&self) -> &LeaseHolder {
+        &self.inner.leases
     }
 
     /// Gives a refund's units back, strictly: there is no degraded refund.
@@ -180,7 +263,7 @@ impl Pipeline {
                     self.wait_for_newer_policies(policies.version(), deadline).await;
                 }
                 Some(Err(error)) => return Err(error),
-                Some(Ok(Applied::Checked(_))) | None => {
+                Some(Ok(Applied::Checked { .. } | Applied::Returned)) | None => {
                     return Err(CheckError::Internal("a refund got no refund outcome".to_owned()));
                 }
             }
@@ -266,13 +349,13 @@ impl Pipeline {
         &self,
         policies: &Arc<PolicySet>,
         planned: Vec<(usize, Plan)>,
-        checks: &[Check],
+        calls: &[CheckCall],
         results: &mut [Option<Result<Verdict, CheckError>>],
         error: &CheckError,
     ) {
         for (i, plan) in planned {
             results[i] = Some(match error.is_no_quorum() {
-                true => self.decide_degraded(policies, plan, checks[i].peek),
+                true => self.decide_degraded(policies, plan, calls[i].check.peek),
                 false => Err(error.clone()),
             });
         }
@@ -289,7 +372,7 @@ impl Pipeline {
         };
         tracing::debug!(local_allowed, "no quorum: degraded decision");
         let outcome: CheckOutcome = self.inner.degraded.decide(policies, &plan, peek, context, local_allowed)?;
-        Ok(Verdict { outcome, plan, policies: policies.clone(), degraded: true })
+        Ok(Verdict::degraded(outcome, plan, policies.clone()))
     }
 }
 

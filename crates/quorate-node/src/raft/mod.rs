@@ -2,6 +2,7 @@
 
 pub(crate) mod codec;
 mod flusher;
+pub(crate) mod leases;
 pub(crate) mod log_store;
 pub(crate) mod network;
 pub(crate) mod replica;

@@ -16,8 +16,9 @@ use quorate_core::policy::PolicySet;
 use quorate_core::{CheckOutcome, CoreError, LimiterTable, Nanos, TableConfig, TableSnapshot};
 use serde::{Deserialize, Serialize};
 
+use super::leases::{LeaseBook, LeaseRecord};
 use super::typ::{LogId, StoredMembership};
-use crate::command::{Applied, Command, CommandOutcome, EntryResponse, LogEntry, ReportedSignal};
+use crate::command::{Applied, Command, CommandOutcome, EntryResponse, LeaseAsk, LeaseGrant, LogEntry, ReportedSignal};
 use crate::error::{CheckError, PolicyError};
 
 /// Extra keys examined for eviction after each applied batch, on top of the table's per-operation sweep.
@@ -40,6 +41,8 @@ pub(crate) struct Replica {
     pub(crate) signals: LoadSignals,
     /// Turns cluster load into the multiplier adaptive policies apply.
     pub(crate) controller: AdaptiveController,
+    /// The leases granted and not yet returned or forgotten.
+    pub(crate) leases: LeaseBook,
 }
 
 /// The serialised form of a [`Replica`], the content of a Raft snapshot.
@@ -53,6 +56,7 @@ pub(crate) struct ReplicaSnapshot {
     policy_toml: String,
     signals: LoadSignals,
     adaptive: AdaptiveState,
+    leases: LeaseBook,
 }
 
 impl Replica {
@@ -66,6 +70,7 @@ impl Replica {
             policy_toml: String::new(),
             signals: LoadSignals::new(),
             controller: AdaptiveController::default(),
+            leases: LeaseBook::default(),
         }
     }
 
@@ -85,6 +90,7 @@ impl Replica {
             policy_toml: self.policy_toml.clone(),
             signals: self.signals.clone(),
             adaptive: self.controller.state().clone(),
+            leases: self.leases.clone(),
         }
     }
 
@@ -105,6 +111,7 @@ impl Replica {
             policy_toml: snapshot.policy_toml,
             signals: snapshot.signals,
             controller: AdaptiveController::with_state(adaptive, snapshot.adaptive)?,
+            leases: snapshot.leases,
         })
     }
 
@@ -115,6 +122,7 @@ impl Replica {
                 let now = self.table.advance_clock(*time);
                 let outcomes = commands.iter().map(|c| self.apply_command(c)).collect();
                 self.table.sweep(now, SWEEP_PER_BATCH);
+                self.leases.expire(now);
                 EntryResponse::Batch(outcomes)
             }
             LogEntry::Load { time, signals } => {
@@ -157,13 +165,26 @@ impl Replica {
 
     fn apply_command(&mut self, command: &Command) -> CommandOutcome {
         let policies = self.policies.clone().ok_or(CheckError::NoPolicies)?;
-        let plan = command.plan();
-        if plan.policy_version != policies.version() {
+        if let Some(plan) = command.plan()
+            && plan.policy_version != policies.version()
+        {
             return Err(CheckError::PolicyChanged { planned: plan.policy_version, current: policies.version() });
         }
         match command {
-            Command::Check { plan, peek } => self.apply_check(&policies, plan, *peek).map(Applied::Checked),
+            Command::Check { plan, peek, lease } => {
+                let outcome = self.apply_check(&policies, plan, *peek)?;
+                let grants = match lease {
+                    Some(ask) if outcome.allowed && !*peek => self.grant(&policies, plan, ask)?,
+                    _ => Vec::new(),
+                };
+                Ok(Applied::Checked { outcome, grants })
+            }
             Command::Refund { plan } => self.apply_refund(&policies, plan).map(|()| Applied::Refunded),
+            Command::ReturnLeases { holder, returns } => {
+                let now = self.now();
+                self.leases.return_leases(&mut self.table, now, *holder, returns);
+                Ok(Applied::Returned)
+            }
         }
     }
 
@@ -178,6 +199,47 @@ impl Replica {
             None => self.table.check_each(now, &limits, &plan.costs()),
         }?;
         Ok(outcome)
+    }
+
+    /// Grants the leases `ask` wants, on limits whose policy allows leases: each at most the holder's share of the
+    /// limit in force (less what it already holds), never from the policy's reserve, charged now like a check of
+    /// its size, spendable until the ttl or the end of the bucket it was charged to, whichever comes first.
+    fn grant(&mut self, policies: &PolicySet, plan: &Plan, ask: &LeaseAsk) -> Result<Vec<LeaseGrant>, CheckError> {
+        let now = self.now();
+        let multiplier = self.controller.multiplier();
+        let limits = plan.limit_refs(policies, multiplier)?;
+        let mut grants = Vec::new();
+        for (i, (limit, want)) in limits.iter().zip(&ask.want).enumerate() {
+            let Some(config) = policies.policy(limit.policy).and_then(|p| p.lease()) else { continue };
+            // Overrides' synthetic ids are never a configured policy's, so they never get here.
+            let held = self.leases.held(ask.holder, limit.policy, limit.key, now);
+            let want = (*want).min(config.share_cap(limit.effective_limit).saturating_sub(held));
+            if want == 0 {
+                continue;
+            }
+            let grant = self.table.grant(now, limit, want, config.reserve(limit.effective_limit))?;
+            if grant.units == 0 {
+                continue;
+            }
+            let expires_at = now.saturating_add(config.ttl).min(grant.horizon);
+            let lease = self.leases.record(LeaseRecord {
+                holder: ask.holder,
+                policy: limit.policy,
+                key: limit.key.into(),
+                limiter: limit.limiter,
+                units: grant.units,
+                charged_at: now,
+                expires_at,
+            });
+            grants.push(LeaseGrant {
+                limit: i,
+                lease,
+                units: grant.units,
+                valid_for: expires_at - now,
+                decision: grant.decision,
+            });
+        }
+        Ok(grants)
     }
 
     fn apply_refund(&mut self, policies: &PolicySet, plan: &Plan) -> Result<(), CheckError> {
@@ -205,9 +267,10 @@ impl Replica {
             // Policy ids are positions in name order: carry each surviving policy's keys over to its new id.
             let map: Vec<Option<u32>> = old.policies().map(|(_, p)| next.id_of(p.name())).collect();
             // Envoy limit overrides do not belong to the policy set: their state stays under its ids.
-            self.table.remap_policies(|id| {
-                if LimitOverride::is_override_id(id) { Some(id) } else { map.get(id as usize).copied().flatten() }
-            });
+            let remap =
+                |id| if LimitOverride::is_override_id(id) { Some(id) } else { map.get(id as usize).copied().flatten() };
+            self.table.remap_policies(remap);
+            self.leases.remap_policies(remap);
         }
         // The new set's [adaptive] section takes over; the controller keeps its current level and smoothing.
         self.controller = controller;

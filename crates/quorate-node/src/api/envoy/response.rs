@@ -132,7 +132,7 @@ mod tests {
             })
             .collect();
         let outcome = CheckOutcome { allowed, decision: limits[1].decision, limits };
-        Verdict { outcome, plan, policies, degraded: false }
+        Verdict::strict(outcome, plan, policies, Vec::new())
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl RateLimitService for EnvoyRateLimitService {
     ) -> Result<Response<RateLimitResponse>, Status> {
         let wire = request.into_inner();
         let check = map_request(&wire).map_err(|e| status::from_mapping(&e))?;
-        let verdict = self.pipeline.check(&check).await.map_err(|e| status::for_envoy(status::from_check(&e)))?;
+        let verdict = self.pipeline.check(check).await.map_err(|e| status::for_envoy(status::from_check(&e)))?;
         let mut answer = response(&verdict, wire.descriptors.len());
         if self.config.response_headers {
             answer.response_headers_to_add = rate_limit_headers(&answer.statuses);

@@ -29,7 +29,7 @@ fn apply(replica: &mut Replica, time: Nanos, command: Command) -> CommandOutcome
 
 fn checked(outcome: CommandOutcome) -> CheckOutcome {
     match outcome {
-        Ok(Applied::Checked(outcome)) => outcome,
+        Ok(Applied::Checked { outcome, .. }) => outcome,
         other => panic!("expected a decision, got {other:?}"),
     }
 }
@@ -42,7 +42,7 @@ fn request(descriptors: Vec<Descriptor>, cost: u64, overrides: Vec<DescriptorOve
 fn check(r: &Replica, descriptors: Vec<Descriptor>, cost: u64, overrides: Vec<DescriptorOverride>) -> Command {
     let policies = r.policies.clone().unwrap();
     let plan = Plan::check(&policies, &request(descriptors, cost, overrides)).unwrap();
-    Command::Check { plan, peek: false }
+    Command::Check { plan, peek: false, lease: None }
 }
 
 fn per_minute(requests_per_unit: u32) -> DescriptorOverride {
@@ -151,7 +151,7 @@ fn descriptors_no_rule_limits_are_left_out_of_the_plan() {
     let mut r = replica(&toml);
     let descriptors = vec![Descriptor::new("region", "eu"), Descriptor::new("ip", "::1"), Descriptor::new("x", "y")];
     let command = check(&r, descriptors, 1, vec![DescriptorOverride::default(), cost(2), per_minute(5)]);
-    let indexes: Vec<usize> = command.plan().limits.iter().map(|l| l.descriptor()).collect();
+    let indexes: Vec<usize> = command.plan().unwrap().limits.iter().map(|l| l.descriptor()).collect();
     assert_eq!(indexes, [1, 2]);
     assert_eq!(checked(apply(&mut r, T0, command)).limits[0].decision.remaining, 598);
 }
