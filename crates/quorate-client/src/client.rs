@@ -8,7 +8,8 @@ use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::check_result::Result as Outcome;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
 use quorate_proto::v1::{
-    CheckBatchRequest, CheckRequest, CheckResponse, RefundRequest, ReportLoadRequest, StatusRequest, StatusResponse,
+    CheckBatchRequest, CheckRequest, CheckResponse, LeaseReturn, RefundRequest, ReportLoadRequest, ReturnLeasesRequest,
+    StatusRequest, StatusResponse,
 };
 use tokio::time::Instant;
 use tonic::Code;
@@ -20,6 +21,7 @@ use crate::decision::{Decision, Source};
 use crate::descriptors::Descriptors;
 use crate::error::ClientError;
 use crate::fallback::LocalLimiter;
+use crate::leases::Leases;
 use crate::routing::Routing;
 
 /// A handle to a Quorate cluster. Cheap to clone: clones share channels, the cached leader, the batching of
@@ -37,6 +39,10 @@ struct Inner {
     fallback: Option<LocalLimiter>,
     /// Started on the first check, inside the caller's runtime.
     coalescer: OnceLock<Coalescer>,
+    /// This client's leases, in lease mode.
+    leases: Option<Arc<Leases>>,
+    /// Whether the task returning expired leases runs (started on the first grant).
+    returning: OnceLock<()>,
 }
 
 impl Client {
@@ -69,8 +75,11 @@ impl Client {
             FailureMode::Local(limit) => Some(LocalLimiter::new(limit)),
             FailureMode::Closed | FailureMode::Open => None,
         };
+        let leases = settings.leases.then(|| Arc::new(Leases::new()));
         let caller = Arc::new(Caller { settings, routing });
-        Client { inner: Arc::new(Inner { caller, fallback, coalescer: OnceLock::new() }) }
+        Client {
+            inner: Arc::new(Inner { caller, fallback, coalescer: OnceLock::new(), leases, returning: OnceLock::new() }),
+        }
     }
 
     fn settings(&self) -> &Settings {
@@ -149,6 +158,7 @@ impl Client {
                         descriptors: descriptors.to_wire(),
                         cost: (*cost).max(1),
                         peek: false,
+                        lease: None,
                     });
                     sent.push(i);
                 }
@@ -259,13 +269,58 @@ impl Client {
     async fn decide(&self, descriptors: &Descriptors, cost: u64, peek: bool) -> Result<Decision, ClientError> {
         require_descriptors(descriptors)?;
         let cost = cost.max(1);
-        let request = CheckRequest { descriptors: descriptors.to_wire(), cost, peek };
+        let sent_at = Instant::now();
+        let leases = self.inner.leases.as_ref().filter(|_| !peek);
+        if let Some(decision) = leases.and_then(|leases| leases.try_local(descriptors, cost, sent_at)) {
+            return Ok(decision);
+        }
+        let lease = leases.and_then(|leases| leases.ask(descriptors, cost));
+        let request = CheckRequest { descriptors: descriptors.to_wire(), cost, peek, lease };
         let caller = &self.inner.caller;
         let response = match caller.settings.coalesce.enabled {
             true => self.coalescer().check(request, caller).await,
             false => send_one(caller, request).await,
         };
+        if let (Some(leases), Ok(response)) = (leases, &response)
+            && !response.grants.is_empty()
+        {
+            leases.adopt(descriptors, &response.grants, sent_at);
+            self.start_returning(leases);
+        }
         self.settle(response, descriptors, cost, peek)
+    }
+
+    /// Gives back every lease this client holds, so that their unused units are free for others at once (in lease
+    /// mode; otherwise nothing to do). Call it before the process exits; leases left behind come back as they
+    /// expire, or stay charged if the process dies, which only under-admits.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError`] if no node took the return before the deadline.
+    pub async fn close(&self) -> Result<(), ClientError> {
+        let Some(leases) = &self.inner.leases else { return Ok(()) };
+        return_leases(&self.inner.caller, leases.holder(), leases.take_all()).await
+    }
+
+    /// Starts, once, the task that gives back leases that ran out or expired, every 100 ms, until the client is
+    /// dropped.
+    fn start_returning(&self, leases: &Arc<Leases>) {
+        self.inner.returning.get_or_init(|| {
+            let (caller, leases) = (self.inner.caller.clone(), Arc::downgrade(leases));
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    ticks.tick().await;
+                    let Some(leases) = leases.upgrade() else { return };
+                    let returns = leases.take_returns(Instant::now());
+                    if !returns.is_empty()
+                        && let Err(error) = return_leases(&caller, leases.holder(), returns).await
+                    {
+                        tracing::debug!(%error, "could not return leases; their unused units stay charged");
+                    }
+                }
+            });
+        });
     }
 
     /// Turns a check's answer into the caller's: the cluster's decision, or the failure mode's when the cluster
@@ -301,6 +356,19 @@ impl Client {
             Coalescer::spawn(self.inner.caller.clone(), coalesce.max_batch, coalesce.max_inflight)
         })
     }
+}
+
+/// Gives `returns` back to the cluster for `holder`; idempotent, so retried like a read.
+async fn return_leases(caller: &Caller, holder: u64, returns: Vec<LeaseReturn>) -> Result<(), ClientError> {
+    if returns.is_empty() {
+        return Ok(());
+    }
+    let request = ReturnLeasesRequest { holder, returns };
+    let call = |channel| {
+        let request = request.clone();
+        async move { RateLimiterClient::new(channel).return_leases(request).await.map(|_| ()) }
+    };
+    caller.call(Call::Read, call).await
 }
 
 fn require_descriptors(descriptors: &Descriptors) -> Result<(), ClientError> {

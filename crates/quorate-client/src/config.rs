@@ -63,6 +63,7 @@ pub(crate) struct Settings {
     pub(crate) leader_refresh: Duration,
     pub(crate) connector: Option<Connector>,
     pub(crate) coalesce: Coalescing,
+    pub(crate) leases: bool,
 }
 
 /// How concurrent checks of one client are grouped into `CheckBatch` calls (see [`ClientBuilder::coalesce`]).
@@ -137,6 +138,7 @@ impl ClientBuilder {
                     max_batch: DEFAULT_COALESCE_MAX_BATCH,
                     max_inflight: DEFAULT_COALESCE_MAX_INFLIGHT,
                 },
+                leases: false,
             },
         }
     }
@@ -215,6 +217,16 @@ impl ClientBuilder {
     /// Sets the most coalesced batch calls in flight at once (default [`DEFAULT_COALESCE_MAX_INFLIGHT`]).
     pub fn coalesce_max_inflight(mut self, max: usize) -> ClientBuilder {
         self.settings.coalesce.max_inflight = max;
+        self
+    }
+
+    /// Decides checks of hot keys in this process from quota the cluster leases to this client (default
+    /// `false`): no network call for them while a lease lasts. See [`crate::leases`] for how leases are asked
+    /// for, how long they last, what a leased decision's headers say, and the bound they keep. Only policies with
+    /// `lease` enabled are leased; call [`Client::close`](crate::Client::close) before exiting to give unused units
+    /// back at once (else they come back as their leases expire, or stay charged if the process dies).
+    pub fn leases(mut self, leases: bool) -> ClientBuilder {
+        self.settings.leases = leases;
         self
     }
 

@@ -19,6 +19,10 @@ pub enum Source {
     /// The cluster was unreachable and the client allowed the request without counting it
     /// ([`FailureMode::Open`](crate::FailureMode::Open)).
     FailOpen,
+    /// This client decided it from quota the cluster leased to it
+    /// ([`ClientBuilder::leases`](crate::ClientBuilder::leases)); not degraded: the units were charged by the
+    /// cluster before they were spent.
+    Lease,
 }
 
 /// The decision of one limit: a policy applied to one descriptor's key.
@@ -92,6 +96,12 @@ impl Decision {
             limits: response.limits.iter().map(LimitDecision::from_wire).collect(),
             policy_version: response.policy_version,
         }
+    }
+
+    /// A decision this client made from leased quota: allowed, strict (the units were charged by the cluster).
+    pub(crate) fn leased(limits: Vec<LimitDecision>) -> Decision {
+        let overall = limits.iter().min_by_key(|l| l.remaining).cloned();
+        Decision { allowed: true, source: Source::Lease, degraded: false, overall, limits, policy_version: 0 }
     }
 
     /// A decision made by this client alone: fail-open (no limit) or the local fallback (one limit per key).
@@ -170,6 +180,7 @@ mod tests {
             limits: vec![status("agent", false, 0, 250_000_000)],
             degraded: false,
             policy_version: 3,
+            ..Default::default()
         };
         let decision = Decision::from_wire(&response);
         assert_eq!(decision.source, Source::Cluster);

@@ -7,6 +7,8 @@
 //! - [`Decision`]: allowed, limit, remaining, reset and retry-after as [`Duration`](std::time::Duration)s, every
 //!   limit checked, whether it is degraded and its [`Source`]; [`ClientError`] for everything else.
 //! - [`Descriptors`]: the request facts a check is made of (`api_key`, `ip`, `agent_id`, any other dimension).
+//! - [`leases`]: with [`ClientBuilder::leases`], checks of hot keys decided in-process from quota the cluster
+//!   leased to this client.
 //! - [`middleware`]: [`RateLimitLayer`](middleware::RateLimitLayer), answering 429 with `Retry-After` and the
 //!   `RateLimit` headers, 503 when the cluster is unreachable and fail-closed.
 //! - [`endpoint`]: endpoint addresses as operators type them, and channels to them.
@@ -67,6 +69,7 @@ mod routing;
 pub mod backoff;
 pub mod endpoint;
 pub mod headers;
+pub mod leases;
 pub mod middleware;
 
 pub use client::Client;

@@ -81,3 +81,26 @@ async fn middleware_admits_up_to_the_limit_then_answers_429_end_to_end() {
     assert_eq!((peek.allowed, peek.remaining()), (false, Some(0)));
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_in_lease_mode_decides_hot_keys_in_process_and_never_overspends() {
+    let cluster = Cluster::start(3).await;
+    let client = Client::builder(cluster.endpoints()).leases(true).build().unwrap();
+    // The sample `agent` tier (200/min token bucket) is lease-enabled.
+    let key = Descriptors::new().api_key("agent_leased");
+    let started = Instant::now();
+    let (mut allowed, mut leased) = (0u64, 0u64);
+    for _ in 0..300 {
+        let decision = client.check(&key, 1).await.unwrap();
+        allowed += u64::from(decision.allowed);
+        leased += u64::from(decision.source == Source::Lease);
+        assert!(!decision.degraded);
+    }
+    // The bucket refills 200 per minute while the test runs: at most that much more than its 200.
+    let refilled = started.elapsed().as_millis() as u64 * 200 / 60_000 + 1;
+    assert!(allowed <= 200 + refilled, "admitted {allowed} > 200 + {refilled}");
+    assert!(allowed >= 190, "only {allowed} admitted");
+    assert!(leased >= 100, "only {leased} decisions came from leases");
+    client.close().await.unwrap();
+    cluster.shutdown().await;
+}

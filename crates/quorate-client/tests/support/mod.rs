@@ -167,6 +167,7 @@ pub fn response(status: LimitStatus) -> CheckResponse {
         limits: vec![status],
         degraded: false,
         policy_version: 1,
+        ..Default::default()
     }
 }
 
@@ -215,10 +216,14 @@ impl RateLimiter for Service {
         Err(Status::unimplemented("fake"))
     }
 
+    async fn return_leases(&self, _: Request<ReturnLeasesRequest>) -> Result<Response<ReturnLeasesResponse>, Status> {
+        Ok(Response::new(ReturnLeasesResponse {}))
+    }
+
     /// Refunds succeed or fail as checks do (and count as checks).
     async fn refund(&self, request: Request<RefundRequest>) -> Result<Response<RefundResponse>, Status> {
         let RefundRequest { descriptors, amount } = request.into_inner();
-        let as_check = CheckRequest { descriptors, cost: amount, peek: false };
+        let as_check = CheckRequest { descriptors, cost: amount, peek: false, lease: None };
         self.check(Request::new(as_check)).await.map(|_| Response::new(RefundResponse {}))
     }
 

@@ -1,0 +1,257 @@
+//! Client leases ([`ClientBuilder::leases`](crate::ClientBuilder::leases)): an API server decides checks of its
+//! hot keys in-process, from quota the cluster leased to it, with no network call.
+//!
+//! A check whose every descriptor has a live lease with enough units left is decided here. Otherwise it goes to
+//! the cluster and asks for leases on the way: for descriptors this client saw at least twice in the last
+//! lease-length window (a cold key takes none), about twice that demand; the cluster grants at most the policy's
+//! `max_share` of the limit, never from its `reserve`, and only on lease-enabled policies. A grant is valid for
+//! `valid_for` from when the check was *sent*, on this process's monotonic clock, shortened by 1,000 ppm plus
+//! 1 ms for clock drift. Unused units of leases that expire or are replaced go back in one `ReturnLeases` call
+//! every 100 ms, and all of them on [`Client::close`](crate::Client::close); a crash leaves them charged, which
+//! can only under-admit.
+//!
+//! # What a leased decision says
+//!
+//! `allowed` is true (a lease never denies: when its units run out the check goes to the cluster, which decides
+//! strictly). `remaining` is what the cluster had left for others when the lease was granted plus what this lease
+//! still holds: exact when this client is the key's only holder, an upper estimate otherwise. `reset_after` is the
+//! grant's, less the time since. `limit`, the policy name and the window are the cluster's.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use quorate_proto::v1 as pb;
+use tokio::time::Instant;
+
+use crate::decision::{Decision, LimitDecision};
+use crate::descriptors::{Descriptor, Descriptors};
+
+/// Clock drift allowed between this process and the cluster: 1,000 ppm.
+pub const LEASE_DRIFT_PPM: u64 = 1_000;
+/// Fixed slack taken off every lease, for the time between the grant and this client learning of it.
+pub const LEASE_DRIFT_SLACK: Duration = Duration::from_millis(1);
+/// How long demand is counted over before any grant says how long leases live.
+const DEFAULT_WINDOW: Duration = Duration::from_millis(250);
+/// A descriptor seen at least this often in one window is worth a lease.
+const MIN_DEMAND: u64 = 2;
+/// The most descriptors whose demand is tracked.
+const MAX_TRACKED: usize = 100_000;
+
+/// One lease this client holds.
+#[derive(Debug, Clone)]
+struct Held {
+    lease: u64,
+    left: u64,
+    until: Instant,
+    granted: Instant,
+    /// The limit as the grant described it (remaining: what others had left).
+    status: LimitDecision,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Demand {
+    since: Instant,
+    current: u64,
+    previous: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    held: HashMap<Descriptor, Held>,
+    demand: HashMap<Descriptor, Demand>,
+    returns: Vec<pb::LeaseReturn>,
+    /// How long the last grant was valid: the demand window.
+    window: Option<Duration>,
+}
+
+/// This client's leases.
+#[derive(Debug)]
+pub(crate) struct Leases {
+    holder: u64,
+    state: Mutex<State>,
+}
+
+impl Leases {
+    /// An empty cache with a fresh random holder id (top bit set, as the cluster requires of clients).
+    pub(crate) fn new() -> Self {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher
+            .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        Leases { holder: hasher.finish() | (1 << 63), state: Mutex::default() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// This client's holder id.
+    pub(crate) fn holder(&self) -> u64 {
+        self.holder
+    }
+
+    /// Decides a check of `cost` from held leases if every descriptor has one with enough units; counts the
+    /// demand either way.
+    pub(crate) fn try_local(&self, descriptors: &Descriptors, cost: u64, now: Instant) -> Option<Decision> {
+        let mut state = self.lock();
+        let window = state.window.unwrap_or(DEFAULT_WINDOW);
+        for descriptor in descriptors.iter() {
+            note(&mut state.demand, descriptor, window, now);
+        }
+        let covered =
+            descriptors.iter().all(|d| state.held.get(d).is_some_and(|held| held.until > now && held.left >= cost));
+        if !covered || descriptors.is_empty() {
+            return None;
+        }
+        let mut limits = Vec::new();
+        for descriptor in descriptors.iter() {
+            let held = state.held.get_mut(descriptor)?;
+            held.left -= cost;
+            let mut status = held.status.clone();
+            status.allowed = true;
+            status.remaining = status.remaining.saturating_add(held.left);
+            status.reset_after = status.reset_after.saturating_sub(now.duration_since(held.granted));
+            status.retry_after = Duration::ZERO;
+            limits.push(status);
+        }
+        Some(Decision::leased(limits))
+    }
+
+    /// The lease to ask for with a check of `descriptors` that goes to the cluster: units per lease-enabled limit,
+    /// `None` if no descriptor is hot.
+    pub(crate) fn ask(&self, descriptors: &Descriptors, cost: u64) -> Option<pb::LeaseRequest> {
+        let state = self.lock();
+        let seen = descriptors
+            .iter()
+            .filter_map(|d| state.demand.get(d))
+            .map(|demand| demand.current.max(demand.previous))
+            .max()?;
+        (seen >= MIN_DEMAND).then(|| pb::LeaseRequest { holder: self.holder, units: seen * 2 * cost.max(1) })
+    }
+
+    /// Takes the leases granted with a check of `descriptors` sent at `sent_at`; a lease it replaces goes back.
+    pub(crate) fn adopt(&self, descriptors: &Descriptors, grants: &[pb::LeaseGrant], sent_at: Instant) {
+        let mut state = self.lock();
+        for grant in grants {
+            let Some(descriptor) = descriptors.iter().nth(grant.descriptor as usize) else { continue };
+            let Some(status) = grant.status.as_ref() else { continue };
+            let valid_for = usable(grant.valid_for_ns);
+            state.window = Some(Duration::from_nanos(grant.valid_for_ns).max(Duration::from_millis(10)));
+            let held = Held {
+                lease: grant.lease_id,
+                left: grant.units,
+                until: sent_at + valid_for,
+                granted: sent_at,
+                status: LimitDecision::from_wire(status),
+            };
+            if let Some(old) = state.held.insert(descriptor.clone(), held) {
+                state.returns.push(pb::LeaseReturn { lease_id: old.lease, unused: old.left });
+            }
+        }
+    }
+
+    /// Takes the leases that ran out or expired by `now`, and the returns queued.
+    pub(crate) fn take_returns(&self, now: Instant) -> Vec<pb::LeaseReturn> {
+        let mut state = self.lock();
+        let mut returns = std::mem::take(&mut state.returns);
+        state.held.retain(|_, held| {
+            let over = held.until <= now || held.left == 0;
+            if over {
+                returns.push(pb::LeaseReturn { lease_id: held.lease, unused: held.left });
+            }
+            !over
+        });
+        state.demand.retain(|_, demand| now.duration_since(demand.since) < Duration::from_secs(10));
+        returns
+    }
+
+    /// Takes every lease (the client is closing).
+    pub(crate) fn take_all(&self) -> Vec<pb::LeaseReturn> {
+        let mut state = self.lock();
+        let mut returns = std::mem::take(&mut state.returns);
+        returns.extend(state.held.drain().map(|(_, held)| pb::LeaseReturn { lease_id: held.lease, unused: held.left }));
+        returns
+    }
+}
+
+fn note(demand: &mut HashMap<Descriptor, Demand>, descriptor: &Descriptor, window: Duration, now: Instant) {
+    if let Some(seen) = demand.get_mut(descriptor) {
+        let elapsed = now.duration_since(seen.since);
+        if elapsed >= window * 2 {
+            *seen = Demand { since: now, current: 0, previous: 0 };
+        } else if elapsed >= window {
+            *seen = Demand { since: now, current: 0, previous: seen.current };
+        }
+        seen.current += 1;
+    } else if demand.len() < MAX_TRACKED {
+        demand.insert(descriptor.clone(), Demand { since: now, current: 1, previous: 0 });
+    }
+}
+
+/// How long a lease valid for `valid_for_ns` may be spent on this process's clock.
+fn usable(valid_for_ns: u64) -> Duration {
+    let margin = valid_for_ns / 1_000_000 * LEASE_DRIFT_PPM + valid_for_ns % 1_000_000 * LEASE_DRIFT_PPM / 1_000_000;
+    Duration::from_nanos(valid_for_ns.saturating_sub(margin)).saturating_sub(LEASE_DRIFT_SLACK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Source;
+
+    fn grant(descriptor: u32, units: u64, remaining: u64) -> pb::LeaseGrant {
+        pb::LeaseGrant {
+            lease_id: 7,
+            descriptor,
+            units,
+            valid_for_ns: 250_000_000,
+            status: Some(pb::LimitStatus {
+                policy: "agent".into(),
+                key: "api_key=a".into(),
+                allowed: true,
+                limit: 200,
+                base_limit: 200,
+                remaining,
+                reset_after_ns: 1_000_000_000,
+                retry_after_ns: 0,
+                window_ns: 60_000_000_000,
+            }),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_decides_locally_until_its_units_or_its_time_run_out() {
+        let leases = Leases::new();
+        assert!(leases.holder() >= 1 << 63);
+        let key = Descriptors::new().api_key("a");
+        let now = Instant::now();
+        assert!(leases.try_local(&key, 1, now).is_none());
+        assert!(leases.ask(&key, 1).is_none(), "seen once: cold");
+        assert!(leases.try_local(&key, 1, now).is_none());
+        assert_eq!(leases.ask(&key, 1).map(|a| a.units), Some(4), "seen twice: ask for twice that");
+        leases.adopt(&key, &[grant(0, 3, 150)], now);
+        let first = leases.try_local(&key, 1, now).unwrap();
+        assert_eq!((first.allowed, first.source, first.degraded), (true, Source::Lease, false));
+        assert_eq!(first.remaining(), Some(152), "others' 150 plus the lease's 2 left");
+        assert!(leases.try_local(&key, 2, now).is_some());
+        assert!(leases.try_local(&key, 1, now).is_none(), "the units ran out");
+        leases.adopt(&key, &[grant(0, 5, 100)], now);
+        tokio::time::advance(Duration::from_millis(249)).await;
+        assert!(leases.try_local(&key, 1, Instant::now()).is_none(), "expired, drift margin included");
+        let returns = leases.take_returns(Instant::now());
+        // The exhausted first lease went back when replaced; the second expired with 5 unused.
+        assert_eq!(returns.iter().map(|r| r.unused).collect::<Vec<_>>(), [0, 5]);
+    }
+
+    #[test]
+    fn a_check_is_local_only_if_every_descriptor_is_leased() {
+        let leases = Leases::new();
+        let both = Descriptors::new().api_key("a").agent_id("p");
+        let now = Instant::now();
+        leases.adopt(&both, &[grant(0, 10, 100)], now);
+        assert!(leases.try_local(&both, 1, now).is_none());
+        assert!(leases.try_local(&Descriptors::new().api_key("a"), 1, now).is_some());
+    }
+}
