@@ -51,6 +51,6 @@ Example::
 from __future__ import annotations
 
 from .identity import IpRange, MissingIdentity
-from .middleware import RateLimitMiddleware
+from .middleware import Checker, RateLimitMiddleware
 
-__all__ = ["IpRange", "MissingIdentity", "RateLimitMiddleware"]
+__all__ = ["Checker", "IpRange", "MissingIdentity", "RateLimitMiddleware"]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
-from ..aio import AsyncClient
 from ..decision import Decision
+from ..descriptors import DescriptorsLike
 from ..errors import QuorateError
 from .identity import CostFn, DescriptorsFn, Identity, IpRange, MissingIdentity, PeerFn
 from .responses import Proceed, RawHeaders, Rejection, verdict
@@ -16,6 +16,14 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Checker(Protocol):
+    """What decides for the middleware: :class:`~quorate.AsyncClient`, or a stand-in in tests."""
+
+    async def check(self, descriptors: DescriptorsLike, cost: int = 1) -> Decision:
+        """Checks and charges a request; raises :class:`~quorate.QuorateError` when no decision is made."""
+        ...
 
 
 class RateLimitMiddleware:
@@ -43,7 +51,7 @@ class RateLimitMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        client: AsyncClient,
+        client: Checker,
         *,
         api_key_header: str | None = "x-api-key",
         bearer_token: bool = True,
@@ -124,4 +132,4 @@ def _adding(answer: Proceed, send: Send) -> Send:
     return send_with_headers
 
 
-__all__ = ["ASGIApp", "RateLimitMiddleware"]
+__all__ = ["ASGIApp", "Checker", "RateLimitMiddleware"]
