@@ -19,11 +19,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from quorate import AsyncClient, FailureMode, LocalLimit
+from quorate import AsyncClient, FailureMode, FailureModeLike, LocalLimit
 from quorate.asgi import RateLimitMiddleware
 
 DEFAULT_ENDPOINTS = "127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103"
-FAILURE_MODES = {"closed": FailureMode.CLOSED, "open": FailureMode.OPEN, "local": LocalLimit(limit=60, period=60.0)}
+FAILURE_MODES: dict[str, FailureModeLike] = {
+    "closed": FailureMode.CLOSED,
+    "open": FailureMode.OPEN,
+    "local": LocalLimit(limit=60, period=60.0),
+}
 
 client = AsyncClient(
     os.environ.get("QUORATE_ENDPOINTS", DEFAULT_ENDPOINTS),

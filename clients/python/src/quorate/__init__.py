@@ -35,6 +35,7 @@ from .config import (
     DEFAULT_LOCAL_MAX_KEYS,
     DEFAULT_MAX_CONCURRENCY,
     FailureMode,
+    FailureModeLike,
     LocalLimit,
 )
 from .decision import Decision, LimitDecision, Source
@@ -72,6 +73,7 @@ __all__ = [
     "Descriptor",
     "DescriptorsLike",
     "FailureMode",
+    "FailureModeLike",
     "InvalidArgument",
     "InvalidConfig",
     "LimitDecision",
