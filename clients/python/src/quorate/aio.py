@@ -141,6 +141,8 @@ class AsyncClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._discovering = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Replaced channels still closing (calls on them get call_timeout to finish); closed at once by close().
+        self._retiring: set[grpc.aio.Channel] = set()
         self._closed = False
 
     # -- what the client is -------------------------------------------------------------------------------------
@@ -255,9 +257,10 @@ class AsyncClient:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        nodes = self._routing.drop_all()
+        channels = [node.channel for node in self._routing.drop_all()] + list(self._retiring)
+        self._retiring.clear()
         if self._loop is not None and self._loop is _running_loop():
-            await asyncio.gather(*(node.channel.close() for node in nodes), return_exceptions=True)
+            await asyncio.gather(*(channel.close() for channel in channels), return_exceptions=True)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -406,12 +409,20 @@ class AsyncClient:
         # The previous loop has ended, and its channels with it: dial afresh in this one.
         self._routing.drop_all()
         self._tasks.clear()
+        self._retiring.clear()
         self._loop = loop
 
     def _retire(self, url: str, node: NodeChannel) -> None:
         """Replaces ``url``'s channel; calls still running on the old one get ``call_timeout`` to finish."""
         if self._routing.drop(url, node):
-            self._spawn(node.channel.close(grace=self._settings.call_timeout))
+            self._retiring.add(node.channel)
+            self._spawn(self._close_retired(node.channel))
+
+    async def _close_retired(self, channel: grpc.aio.Channel) -> None:
+        try:
+            await channel.close(grace=self._settings.call_timeout)
+        finally:
+            self._retiring.discard(channel)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
