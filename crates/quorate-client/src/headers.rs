@@ -74,63 +74,70 @@ fn sf_string(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use crate::Source;
 
-    fn decision(policy: &str, allowed: bool, remaining: u64, reset: Duration, retry: Duration) -> Decision {
-        let limit = LimitDecision {
-            policy: policy.to_owned(),
-            key: "api_key=agent_42".to_owned(),
-            allowed,
-            limit: 100,
-            base_limit: 100,
-            remaining,
-            reset_after: reset,
-            retry_after: retry,
-            window: Duration::from_secs(60),
+    /// The header cases shared with the Python package (`clients/python/tests/test_headers.py` runs the same file),
+    /// so that both clients answer with the same headers.
+    const SHARED_CASES: &str = include_str!("../../../clients/testdata/rate_limit_headers.json");
+
+    fn u64_field(value: &Value, field: &str) -> u64 {
+        value[field].as_u64().unwrap_or_else(|| panic!("{field} is not a u64 in {value}"))
+    }
+
+    /// The decision a case describes: its `overall` limit (or none), allowed or not.
+    fn decision(case: &Value) -> Decision {
+        let allowed = case["allowed"].as_bool().expect("decision.allowed is a bool");
+        let overall = match &case["overall"] {
+            Value::Null => None,
+            overall => Some(LimitDecision {
+                policy: overall["policy"].as_str().expect("overall.policy is a string").to_owned(),
+                key: "api_key=agent_42".to_owned(),
+                allowed,
+                limit: u64_field(overall, "limit"),
+                base_limit: u64_field(overall, "limit"),
+                remaining: u64_field(overall, "remaining"),
+                reset_after: Duration::from_nanos(u64_field(overall, "reset_after_ns")),
+                retry_after: Duration::from_nanos(u64_field(overall, "retry_after_ns")),
+                window: Duration::from_nanos(u64_field(overall, "window_ns")),
+            }),
         };
-        Decision::local(Source::Cluster, allowed, vec![limit])
+        let limits = overall.iter().cloned().collect();
+        Decision { allowed, source: Source::Cluster, degraded: false, overall, limits, policy_version: 1 }
+    }
+
+    fn expected(case: &Value) -> Vec<(String, String)> {
+        let pairs = case["headers"].as_array().expect("headers is an array");
+        let text = |v: &Value| v.as_str().expect("a header name or value is a string").to_owned();
+        pairs.iter().map(|pair| (text(&pair[0]), text(&pair[1]))).collect()
     }
 
     #[test]
-    fn seconds_round_up() {
-        assert_eq!(secs_ceil(Duration::ZERO), 0);
-        assert_eq!(secs_ceil(Duration::from_nanos(1)), 1);
-        assert_eq!(secs_ceil(Duration::from_millis(1000)), 1);
-        assert_eq!(secs_ceil(Duration::from_millis(1001)), 2);
+    fn every_shared_case_gets_exactly_its_headers() {
+        let file: Value = serde_json::from_str(SHARED_CASES).expect("the shared header cases are JSON");
+        let cases = file["cases"].as_array().expect("a cases array");
+        assert!(cases.len() >= 10, "the shared file lost its cases");
+        for case in cases {
+            let name = case["name"].as_str().unwrap_or("unnamed");
+            let headers: Vec<(String, String)> = rate_limit_headers(&decision(&case["decision"]))
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect();
+            assert_eq!(headers, expected(case), "case: {name}");
+        }
     }
 
     #[test]
-    fn policy_names_become_valid_structured_field_strings() {
-        assert_eq!(sf_string("agent"), r#""agent""#);
-        assert_eq!(sf_string(r#"a"b\c"#), r#""a\"b\\c""#);
-        assert_eq!(sf_string("é\n"), r#""??""#);
-    }
-
-    #[test]
-    fn allowed_decision_gets_limit_headers_without_retry_after() {
-        let headers =
-            rate_limit_headers(&decision("free", true, 99, Duration::from_nanos(600_000_001), Duration::ZERO));
-        let expected = [
-            ("X-RateLimit-Limit", "100"),
-            ("X-RateLimit-Remaining", "99"),
-            ("X-RateLimit-Reset", "1"),
-            ("RateLimit-Policy", "\"free\";q=100;w=60"),
-            ("RateLimit", "\"free\";r=99;t=1"),
-        ];
-        assert_eq!(headers, expected.map(|(n, v)| (n, v.to_owned())));
-    }
-
-    #[test]
-    fn denied_decision_adds_retry_after_rounded_up_and_at_least_one() {
-        let denied = decision("free", false, 0, Duration::from_secs(59), Duration::from_millis(1200));
-        assert_eq!(rate_limit_headers(&denied).last(), Some(&("Retry-After", "2".to_owned())));
-        let immediate = decision("free", false, 0, Duration::ZERO, Duration::ZERO);
-        assert_eq!(rate_limit_headers(&immediate).last(), Some(&("Retry-After", "1".to_owned())));
-    }
-
-    #[test]
-    fn no_limit_means_no_headers() {
-        assert!(rate_limit_headers(&Decision::local(Source::FailOpen, true, Vec::new())).is_empty());
+    fn retry_after_secs_matches_the_retry_after_header_of_every_denied_case() {
+        let file: Value = serde_json::from_str(SHARED_CASES).expect("the shared header cases are JSON");
+        for case in file["cases"].as_array().expect("a cases array") {
+            let decision = decision(&case["decision"]);
+            let header = expected(case).into_iter().find(|(name, _)| name == RETRY_AFTER);
+            if let Some((_, value)) = header {
+                assert_eq!(retry_after_secs(&decision).to_string(), value, "case: {}", case["name"]);
+            }
+        }
     }
 }

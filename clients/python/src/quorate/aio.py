@@ -1,0 +1,444 @@
+"""``AsyncClient``: checks, peeks and refunds against a cluster over grpc.aio, leader-aware, retried within a deadline.
+
+Each node gets one channel, made on first use and shared by every call (a channel that timed out or could not
+connect is replaced). Calls go to the leader, learnt from ``Admin.Status``; what is retried on another node is
+the Rust client's table (see :mod:`quorate._retry`). While the cluster is unreachable, checks follow the
+client's failure mode.
+
+The client's channels belong to the event loop that made its first call. Make one client per event loop, e.g.
+in your app's lifespan; a client whose loop has ended may be used from a new loop (it dials afresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeVar, cast
+
+import grpc
+import grpc.aio
+
+from . import _retry
+from ._channel import NodeChannel, open_channel, wait_connected
+from ._proto.quorate.v1 import admin_pb2
+from ._proto.quorate.v1 import rate_limiter_pb2 as pb
+from ._retry import Call, Failure
+from ._routing import Member, Routing
+from .auth import Security
+from .config import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DEADLINE,
+    DEFAULT_LEADER_REFRESH,
+    DEFAULT_MAX_CONCURRENCY,
+    FailureMode,
+    FailureModeLike,
+    LocalLimit,
+    Settings,
+)
+from .decision import Decision, Source
+from .descriptors import Descriptor, DescriptorsLike, normalize
+from .errors import ClientClosed, InvalidArgument, QuorateError, Timeout, Unavailable, from_status
+from .fallback import LocalLimiter
+
+log = logging.getLogger("quorate")
+
+T = TypeVar("T")
+
+_U64_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One request of :meth:`AsyncClient.check_many`: its descriptors and cost."""
+
+    descriptors: DescriptorsLike
+    #: Units it costs; 0 counts as 1.
+    cost: int = 1
+
+
+class AsyncClient:
+    """A handle to a Quorate cluster for asyncio code (FastAPI, Starlette, aiohttp, agents).
+
+    ``endpoints`` are any nodes of the cluster (``host:port``, ``http://host:port`` or ``https://host:port``;
+    several for failover; comma-separated strings are split). No connection is opened until the first call.
+
+    Keyword options (the Rust ``ClientBuilder``'s, in seconds):
+
+    - ``failure_mode``: what checks return while the cluster is unreachable: :attr:`FailureMode.CLOSED` (raise;
+      the default), :attr:`FailureMode.OPEN` (allow uncounted) or a :class:`~quorate.LocalLimit` (an in-process
+      token bucket per key; each process admits at most its limit per period on its own);
+    - ``deadline`` (5 s): the longest a whole call may take, retries and leader discovery included;
+    - ``call_timeout`` (2.5 s): the longest one attempt on one node may take;
+    - ``connect_timeout`` (0.5 s): the longest an attempt waits for a connection;
+    - ``retry_timed_out_checks`` (False): retry a charging check whose call timed out (it may be charged twice);
+    - ``discover_leader`` (True): ask ``Admin.Status`` for the leader and the members' addresses; turn it off
+      behind a load balancer or when the advertised addresses are not reachable from here;
+    - ``leader_refresh`` (30 s): re-check a cached leader this old in the background;
+    - ``max_concurrency`` (64): checks of one :meth:`check_many` in flight at once;
+    - ``token`` / ``token_file`` (else ``$QUORATE_TOKEN``): sent as ``authorization: Bearer <token>``;
+    - ``ca_cert``, ``client_cert``, ``client_key``, ``tls_server_name``: TLS (mutual with a client pair).
+
+    Raises :class:`~quorate.errors.InvalidConfig` naming a bad option.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Iterable[str],
+        *,
+        failure_mode: FailureModeLike = FailureMode.CLOSED,
+        deadline: float = DEFAULT_DEADLINE,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        retry_timed_out_checks: bool = False,
+        discover_leader: bool = True,
+        leader_refresh: float = DEFAULT_LEADER_REFRESH,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        token: str | None = None,
+        token_file: str | os.PathLike[str] | None = None,
+        ca_cert: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
+        tls_server_name: str | None = None,
+    ) -> None:
+        tls_asked = any(option is not None for option in (ca_cert, client_cert, client_key, tls_server_name))
+        self._settings = Settings.build(
+            endpoints,
+            tls=tls_asked,
+            failure_mode=failure_mode,
+            call_timeout=call_timeout,
+            deadline=deadline,
+            connect_timeout=connect_timeout,
+            retry_timed_out_checks=retry_timed_out_checks,
+            discover_leader=discover_leader,
+            leader_refresh=leader_refresh,
+            max_concurrency=max_concurrency,
+        )
+        self._security = Security.build(
+            token=token,
+            token_file=token_file,
+            ca_cert=ca_cert,
+            client_cert=client_cert,
+            client_key=client_key,
+            tls_server_name=tls_server_name,
+            https_endpoints=self._settings.tls,
+        )
+        settings = self._settings
+        self._routing: Routing[NodeChannel] = Routing(
+            settings.urls,
+            connect=lambda url: open_channel(url, settings.target(url), self._security),
+            url_of=settings.url_of,
+            discover_leader=settings.discover_leader,
+            leader_refresh=settings.leader_refresh,
+        )
+        mode = settings.failure_mode
+        self._fallback = LocalLimiter(mode) if isinstance(mode, LocalLimit) else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._discovering = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Replaced channels still closing (calls on them get call_timeout to finish); closed at once by close().
+        self._retiring: set[grpc.aio.Channel] = set()
+        self._closed = False
+
+    # -- what the client is -------------------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The configured endpoints, normalised to ``http://host:port`` (``https://`` with TLS)."""
+        return self._settings.urls
+
+    @property
+    def failure_mode(self) -> FailureMode | LocalLimit:
+        """What checks do while the cluster is unreachable."""
+        return self._settings.failure_mode
+
+    @property
+    def leader(self) -> str | None:
+        """The URL of the leader this client sends calls to, if it knows one."""
+        return self._routing.leader
+
+    # -- calls --------------------------------------------------------------------------------------------------
+
+    async def check(self, descriptors: DescriptorsLike, cost: int = 1) -> Decision:
+        """Checks a request costing ``cost`` units (0 counts as 1) against every limit its descriptors resolve to,
+        and charges them all if every one allows it.
+
+        A denial is a :class:`~quorate.Decision` with ``allowed == False``. While the cluster is unreachable, the
+        failure mode decides.
+
+        Raises :class:`~quorate.errors.InvalidArgument` (no descriptor; the cluster rejects one or the cost),
+        :class:`~quorate.errors.ResourceExhausted` (the cluster's key table is full),
+        :class:`~quorate.errors.Unavailable` or :class:`~quorate.errors.Timeout` (cluster unreachable and failing
+        closed), :class:`~quorate.errors.RpcError` (any other gRPC error).
+
+        Cancelling the call abandons it, but a check already sent may still be charged.
+        """
+        return await self._decide(normalize(descriptors), cost, peek=False)
+
+    async def peek(self, descriptors: DescriptorsLike, cost: int = 1) -> Decision:
+        """Evaluates a request like :meth:`check` without charging anything: "would this be allowed now?".
+
+        Raises as :meth:`check`.
+        """
+        return await self._decide(normalize(descriptors), cost, peek=True)
+
+    async def check_many(
+        self, checks: Iterable[CheckItem | DescriptorsLike], *, peek: bool = False
+    ) -> list[Decision | QuorateError]:
+        """Checks many requests at once; returns one result per request, in order: its decision or its error.
+
+        Each item is a :class:`CheckItem` or bare descriptors (cost 1). Each is decided as by :meth:`check`
+        (independently: one request's denial charges nothing of another's), at most ``max_concurrency`` in
+        flight over the shared channels; the failure mode applies per request. The node's API has no batch call
+        yet: when it gains ``CheckBatch``, this method will send batches with it, with the same results.
+        """
+        items = [item if isinstance(item, CheckItem) else CheckItem(item) for item in checks]
+        semaphore = asyncio.Semaphore(self._settings.max_concurrency)
+
+        async def one(item: CheckItem) -> Decision | QuorateError:
+            async with semaphore:
+                try:
+                    return await self._decide(normalize(item.descriptors), item.cost, peek=peek)
+                except QuorateError as error:
+                    return error
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    async def refund(self, descriptors: DescriptorsLike, amount: int) -> None:
+        """Gives ``amount`` units back to every limit the descriptors resolve to, e.g. to settle a reservation of
+        LLM tokens once the real count is known. The failure mode does not apply: a failed refund raises.
+
+        Raises :class:`~quorate.errors.InvalidArgument` (``amount`` below 1, no descriptor, or the cluster
+        rejects one), :class:`~quorate.errors.Unavailable` (no node reached, or one answered ``UNAVAILABLE``: the
+        refund may or may not have been applied and is not repeated), :class:`~quorate.errors.Timeout` (likewise
+        not repeated).
+        """
+        if not 1 <= amount <= _U64_MAX:
+            raise InvalidArgument("amount must be at least 1")
+        request = pb.RefundRequest(descriptors=_to_wire(normalize(descriptors)), amount=amount)
+        metadata = self._security.metadata
+        await self._call(
+            Call.REFUND, lambda node, budget: node.limiter.Refund(request, timeout=budget, metadata=metadata)
+        )
+
+    async def report_load(self, name: str, value: float, ttl: float = 0.0) -> float:
+        """Reports a load signal of the services behind this API server (e.g. ``llm_latency_p95_ms``), valid for
+        ``ttl`` seconds (0: the cluster's default). Returns the reading as the cluster scaled it, in 0..1.
+
+        Reporting is idempotent (a reading replaces the previous one), so it is retried like a peek.
+
+        Raises :class:`~quorate.errors.InvalidArgument` for a bad name or value,
+        :class:`~quorate.errors.Unavailable` if no node answered.
+        """
+        if ttl < 0:
+            raise InvalidArgument("ttl must not be negative")
+        request = pb.ReportLoadRequest(name=name, value=value, ttl_ms=min(round(ttl * 1000), _U64_MAX))
+        metadata = self._security.metadata
+        response = await self._call(
+            Call.READ, lambda node, budget: node.limiter.ReportLoad(request, timeout=budget, metadata=metadata)
+        )
+        return float(cast(pb.ReportLoadResponse, response).load)
+
+    async def status(self) -> admin_pb2.StatusResponse:
+        """Returns the ``Admin.Status`` of the first node that answers (role, leader, members, indexes, load).
+
+        Raises :class:`~quorate.errors.Unavailable` if no node answered before the deadline.
+        """
+        response = await self._call(Call.READ, self._status_call)
+        return cast(admin_pb2.StatusResponse, response)
+
+    async def close(self) -> None:
+        """Closes every channel; calls made afterwards raise :class:`~quorate.errors.ClientClosed`."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        channels = [node.channel for node in self._routing.drop_all()] + list(self._retiring)
+        self._retiring.clear()
+        if self._loop is not None and self._loop is _running_loop():
+            await asyncio.gather(*(channel.close() for channel in channels), return_exceptions=True)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(endpoints={list(self.endpoints)!r}, failure_mode={self.failure_mode!r})"
+
+    # -- the decision path --------------------------------------------------------------------------------------
+
+    async def _decide(self, descriptors: tuple[Descriptor, ...], cost: int, *, peek: bool) -> Decision:
+        if not 0 <= cost <= _U64_MAX:
+            raise InvalidArgument(f"cost must be between 0 and 2^64-1, not {cost}")
+        cost = max(cost, 1)
+        request = pb.CheckRequest(descriptors=_to_wire(descriptors), cost=cost, peek=peek)
+        metadata = self._security.metadata
+        try:
+            response = await self._call(
+                Call.READ if peek else Call.CHECK,
+                lambda node, budget: node.limiter.Check(request, timeout=budget, metadata=metadata),
+            )
+        except QuorateError as error:
+            if not error.unreachable:
+                raise
+            mode = self._settings.failure_mode
+            if mode is FailureMode.OPEN:
+                log.debug("quorate unreachable: failing open: %s", error)
+                return Decision.local(Source.FAIL_OPEN, True, [])
+            if self._fallback is not None:
+                log.debug("quorate unreachable: deciding with the local fallback: %s", error)
+                return self._fallback.check(descriptors, cost, peek, time.monotonic_ns())
+            raise
+        return Decision.from_wire(cast(pb.CheckResponse, response))
+
+    async def _call(self, call: Call, attempt: Callable[[NodeChannel, float], Awaitable[object]]) -> object:
+        """Runs ``attempt`` on a node, retrying on others within the deadline as :mod:`quorate._retry` says."""
+        self._enter_loop()
+        settings, routing = self._settings, self._routing
+        start = time.monotonic()
+        deadline = start + settings.deadline
+        self._refresh_if_stale(start)
+        attempts, last = 0, "no attempt was made"
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                raise Unavailable(attempts, now - start, last)
+            if routing.needs_discovery(now):
+                await self._discover(deadline)
+                now = time.monotonic()
+                if now >= deadline:
+                    continue
+            url = routing.next_target(now)
+            node = routing.node(url)
+            budget = min(settings.call_timeout, deadline - now)
+            attempts += 1
+            state = await wait_connected(node.channel, min(settings.connect_timeout, budget))
+            if state != grpc.ChannelConnectivity.READY:
+                failure = Failure.NOT_SENT
+                last = f"{url}: not connected ({state.name.lower()})"
+            else:
+                try:
+                    answer = await attempt(node, budget)
+                except grpc.aio.AioRpcError as error:
+                    code, details = error.code(), error.details() or ""
+                    last = f"{url}: {code.name}: {details}"
+                    failure = _retry.classify(code)
+                    if failure is Failure.FINAL:
+                        raise from_status(code, details) from error
+                else:
+                    routing.succeeded(url)
+                    return answer
+            if _retry.drops_channel(failure):
+                self._retire(url, node)
+            routing.failed(url, time.monotonic())
+            if not _retry.may_retry(call, failure, retry_timed_out_checks=settings.retry_timed_out_checks):
+                if failure is Failure.TIMED_OUT:
+                    raise Timeout(url, budget)
+                raise Unavailable(attempts, time.monotonic() - start, last)
+            log.debug("quorate call failed (attempt %d): %s; retrying", attempts, last)
+            await asyncio.sleep(_retry.pause(attempts, deadline - time.monotonic()))
+
+    # -- leader discovery ---------------------------------------------------------------------------------------
+
+    async def _discover(self, deadline: float) -> None:
+        """Asks the nodes, in rotation, which one leads until one knows or ``deadline`` passes; caches the answer.
+
+        If a discovery is already running, returns at once (the caller falls back to the rotation).
+        """
+        if self._discovering:
+            return
+        self._discovering = True
+        try:
+            for url in self._routing.discovery_order(time.monotonic()):
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                node = self._routing.node(url)
+                budget = min(self._settings.call_timeout, deadline - now)
+                state = await wait_connected(node.channel, min(self._settings.connect_timeout, budget))
+                if state != grpc.ChannelConnectivity.READY:
+                    self._retire(url, node)
+                    self._routing.failed(url, time.monotonic())
+                    continue
+                try:
+                    status = cast(admin_pb2.StatusResponse, await self._status_call(node, budget))
+                except grpc.aio.AioRpcError as error:
+                    log.debug("leader discovery: status call to %s failed: %s", url, error.code().name)
+                    self._retire(url, node)
+                    self._routing.failed(url, time.monotonic())
+                    continue
+                members = [Member(id=member.id, addr=member.addr) for member in status.members]
+                if self._routing.learn(url, status.node_id, status.leader_id, members, time.monotonic()):
+                    log.debug("leader discovered: node %d at %s", status.leader_id, self._routing.leader)
+                    return
+            # Only a fruitless discovery holds the next one back; losing a leader that was found asks again at once.
+            self._routing.discovery_failed(time.monotonic())
+        finally:
+            self._discovering = False
+
+    async def _status_call(self, node: NodeChannel, budget: float) -> object:
+        return await node.admin.Status(admin_pb2.StatusRequest(), timeout=budget, metadata=self._security.metadata)
+
+    def _refresh_if_stale(self, now: float) -> None:
+        """Re-checks an old cached leader in the background, so that calls follow a leadership change that made
+        nothing fail."""
+        if self._routing.leader_is_stale(now) and not self._discovering:
+            self._spawn(self._discover(now + self._settings.call_timeout))
+
+    # -- channels and the event loop ----------------------------------------------------------------------------
+
+    def _enter_loop(self) -> None:
+        """Binds the client to the running event loop (its channels live there), or fails clearly."""
+        if self._closed:
+            raise ClientClosed()
+        loop = asyncio.get_running_loop()
+        if loop is self._loop:
+            return
+        if self._loop is not None and self._loop.is_running():
+            raise RuntimeError(
+                "this quorate AsyncClient is in use by another running event loop; make one client per event loop"
+            )
+        # The previous loop has ended, and its channels with it: dial afresh in this one.
+        self._routing.drop_all()
+        self._tasks.clear()
+        self._retiring.clear()
+        self._loop = loop
+
+    def _retire(self, url: str, node: NodeChannel) -> None:
+        """Replaces ``url``'s channel; calls still running on the old one get ``call_timeout`` to finish."""
+        if self._routing.drop(url, node):
+            self._retiring.add(node.channel)
+            self._spawn(self._close_retired(node.channel))
+
+    async def _close_retired(self, channel: grpc.aio.Channel) -> None:
+        try:
+            await channel.close(grace=self._settings.call_timeout)
+        finally:
+            self._retiring.discard(channel)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _to_wire(descriptors: Iterable[Descriptor]) -> list[pb.Descriptor]:
+    return [pb.Descriptor(dimension=d.dimension, value=d.value, policy=d.policy or "") for d in descriptors]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+__all__ = ["AsyncClient", "CheckItem"]

@@ -1,0 +1,128 @@
+"""Every way a client call or a client's construction can fail, as exception types to branch on.
+
+Callers branch on the type, never on the message. :attr:`QuorateError.unreachable` groups the failures that the
+client's failure mode covers (:class:`Unavailable` and :class:`Timeout`).
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class QuorateError(Exception):
+    """Base class of the errors raised by :class:`quorate.AsyncClient` and :class:`quorate.Client`."""
+
+    #: True if the error means the cluster could not be reached in time: the failures a failure mode turns into
+    #: a decision.
+    unreachable: bool = False
+
+
+class InvalidConfig(QuorateError, ValueError):
+    """Raised when a client setting is out of range (a zero timeout, no endpoint, a bad endpoint or TLS file)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid client setting {field}: {reason}")
+        #: The setting, as its keyword argument is named.
+        self.field = field
+        #: What is wrong with it.
+        self.reason = reason
+
+
+class Unavailable(QuorateError):
+    """Raised when no node produced an answer before the deadline and every failure was one a retry may fix.
+
+    A node down or refusing connections, not the leader, or without a quorum. With the default failure mode
+    (closed) this is what a check raises when the cluster is unreachable.
+    """
+
+    unreachable = True
+
+    def __init__(self, attempts: int, elapsed: float, last: str) -> None:
+        super().__init__(f"no quorate node answered within {elapsed:.3f} s ({attempts} attempts); last failure: {last}")
+        #: How many calls were made.
+        self.attempts = attempts
+        #: Seconds spent before giving up.
+        self.elapsed = elapsed
+        #: The last failure seen, for logs.
+        self.last = last
+
+
+class Timeout(QuorateError):
+    """Raised when a call timed out after it was sent and was not retried because it may have been applied.
+
+    Retrying a charging check could charge twice, retrying a refund could refund twice (see the
+    ``retry_timed_out_checks`` client option).
+    """
+
+    unreachable = True
+
+    def __init__(self, endpoint: str, after: float) -> None:
+        super().__init__(
+            f"{endpoint} did not answer within {after:.3f} s; the call was not retried because it may have been applied"
+        )
+        #: The endpoint that did not answer.
+        self.endpoint = endpoint
+        #: The timeout that expired, in seconds.
+        self.after = after
+
+
+class InvalidArgument(QuorateError):
+    """Raised when the request is invalid (``INVALID_ARGUMENT``, or caught before sending).
+
+    A descriptor matches no policy, a value is empty or too long, the cost exceeds a limit, there is no
+    descriptor, or a refund amount is 0.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"invalid request: {message}")
+        #: The cluster's (or the client's) explanation.
+        self.message = message
+
+
+class ResourceExhausted(QuorateError):
+    """Raised when the cluster's key table is full (``RESOURCE_EXHAUSTED``) and it cannot track a new key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"the cluster is at capacity: {message}")
+        #: The cluster's explanation.
+        self.message = message
+
+
+class RpcError(QuorateError):
+    """Raised when a node answers with a gRPC status not covered above (e.g. ``INTERNAL``, ``UNIMPLEMENTED``)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        #: The gRPC status code.
+        self.code = code
+        #: The node's message.
+        self.message = message
+
+
+class ClientClosed(QuorateError):
+    """Raised by calls made after the client was closed."""
+
+    def __init__(self) -> None:
+        super().__init__("the quorate client is closed")
+
+
+def from_status(code: grpc.StatusCode, message: str) -> QuorateError:
+    """Maps a final (not retried) gRPC status to its typed error."""
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidArgument(message)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ResourceExhausted(message)
+    return RpcError(code, message)
+
+
+__all__ = [
+    "ClientClosed",
+    "InvalidArgument",
+    "InvalidConfig",
+    "QuorateError",
+    "ResourceExhausted",
+    "RpcError",
+    "Timeout",
+    "Unavailable",
+    "from_status",
+]
