@@ -35,7 +35,7 @@ class Member(_message.Message):
     def __init__(self, id: _Optional[int] = ..., addr: _Optional[str] = ..., voter: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "role", "leader_id", "term", "commit_index", "applied_index", "members", "policy_version", "tracked_keys", "addr", "snapshot_index", "last_log_index", "cpu", "memory", "cluster_load", "multiplier", "drivers")
+    __slots__ = ("node_id", "role", "leader_id", "term", "commit_index", "applied_index", "members", "policy_version", "tracked_keys", "addr", "snapshot_index", "last_log_index", "cpu", "memory", "cluster_load", "multiplier", "drivers", "leases_held", "leased_decisions", "lease_grants", "leases_outstanding", "lease_grants_per_sec")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,11 @@ class StatusResponse(_message.Message):
     CLUSTER_LOAD_FIELD_NUMBER: _ClassVar[int]
     MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
     DRIVERS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_HELD_FIELD_NUMBER: _ClassVar[int]
+    LEASED_DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_GRANTS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
+    LEASE_GRANTS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     role: str
     leader_id: int
@@ -70,7 +75,12 @@ class StatusResponse(_message.Message):
     cluster_load: float
     multiplier: float
     drivers: _containers.RepeatedCompositeFieldContainer[LoadSignal]
-    def __init__(self, node_id: _Optional[int] = ..., role: _Optional[str] = ..., leader_id: _Optional[int] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., policy_version: _Optional[int] = ..., tracked_keys: _Optional[int] = ..., addr: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., cpu: _Optional[float] = ..., memory: _Optional[float] = ..., cluster_load: _Optional[float] = ..., multiplier: _Optional[float] = ..., drivers: _Optional[_Iterable[_Union[LoadSignal, _Mapping]]] = ...) -> None: ...
+    leases_held: int
+    leased_decisions: int
+    lease_grants: int
+    leases_outstanding: int
+    lease_grants_per_sec: float
+    def __init__(self, node_id: _Optional[int] = ..., role: _Optional[str] = ..., leader_id: _Optional[int] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., policy_version: _Optional[int] = ..., tracked_keys: _Optional[int] = ..., addr: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., cpu: _Optional[float] = ..., memory: _Optional[float] = ..., cluster_load: _Optional[float] = ..., multiplier: _Optional[float] = ..., drivers: _Optional[_Iterable[_Union[LoadSignal, _Mapping]]] = ..., leases_held: _Optional[int] = ..., leased_decisions: _Optional[int] = ..., lease_grants: _Optional[int] = ..., leases_outstanding: _Optional[int] = ..., lease_grants_per_sec: _Optional[float] = ...) -> None: ...
 
 class LoadSignal(_message.Message):
     __slots__ = ("name", "value")

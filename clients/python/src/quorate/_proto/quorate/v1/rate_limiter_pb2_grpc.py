@@ -40,6 +40,21 @@ class RateLimiterStub:
                 request_serializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckRequest.SerializeToString,
                 response_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckResponse.FromString,
                 _registered_method=True)
+        self.CheckBatch = channel.unary_unary(
+                '/quorate.v1.RateLimiter/CheckBatch',
+                request_serializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckBatchRequest.SerializeToString,
+                response_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckBatchResponse.FromString,
+                _registered_method=True)
+        self.CheckStream = channel.stream_stream(
+                '/quorate.v1.RateLimiter/CheckStream',
+                request_serializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckStreamRequest.SerializeToString,
+                response_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckStreamResponse.FromString,
+                _registered_method=True)
+        self.ReturnLeases = channel.unary_unary(
+                '/quorate.v1.RateLimiter/ReturnLeases',
+                request_serializer=quorate_dot_v1_dot_rate__limiter__pb2.ReturnLeasesRequest.SerializeToString,
+                response_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.ReturnLeasesResponse.FromString,
+                _registered_method=True)
         self.Refund = channel.unary_unary(
                 '/quorate.v1.RateLimiter/Refund',
                 request_serializer=quorate_dot_v1_dot_rate__limiter__pb2.RefundRequest.SerializeToString,
@@ -60,6 +75,34 @@ class RateLimiterServicer:
         """Checks a request against every limit its descriptors resolve to. All limits are charged or none.
         INVALID_ARGUMENT: bad descriptors or cost (the message says which); RESOURCE_EXHAUSTED: the key table is full;
         UNAVAILABLE: no leader answered within the node's deadline (retry, possibly on another node).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckBatch(self, request, context):
+        """Many checks in one call, at most the node's max_batch_items (default 1,000). Each check is its own atomic
+        decision and gets its own result or its own error; one bad check never fails the others. Results are in the
+        order of the checks. Checks of one batch are committed in one log entry when they fit.
+        INVALID_ARGUMENT for the whole call only if it carries too many checks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckStream(self, request_iterator, context):
+        """A bidirectional stream: each message carries an id and checks, each answer the id and one result per check,
+        sent as soon as they are decided (answers may overtake each other). A stream has at most max_stream_checks
+        checks in flight: beyond it the node stops reading until answers have gone out. A message that is refused
+        as a whole (too many checks, an id already in flight) is answered with its id and `error`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnLeases(self, request, context):
+        """Gives back the unused units of leases a client held (see LeaseRequest). Idempotent; a lease of another holder,
+        or one already returned, is ignored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,6 +130,21 @@ def add_RateLimiterServicer_to_server(servicer, server):
                     servicer.Check,
                     request_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckRequest.FromString,
                     response_serializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckResponse.SerializeToString,
+            ),
+            'CheckBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBatch,
+                    request_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckBatchRequest.FromString,
+                    response_serializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckBatchResponse.SerializeToString,
+            ),
+            'CheckStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.CheckStream,
+                    request_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckStreamRequest.FromString,
+                    response_serializer=quorate_dot_v1_dot_rate__limiter__pb2.CheckStreamResponse.SerializeToString,
+            ),
+            'ReturnLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnLeases,
+                    request_deserializer=quorate_dot_v1_dot_rate__limiter__pb2.ReturnLeasesRequest.FromString,
+                    response_serializer=quorate_dot_v1_dot_rate__limiter__pb2.ReturnLeasesResponse.SerializeToString,
             ),
             'Refund': grpc.unary_unary_rpc_method_handler(
                     servicer.Refund,
@@ -127,6 +185,87 @@ class RateLimiter:
             '/quorate.v1.RateLimiter/Check',
             quorate_dot_v1_dot_rate__limiter__pb2.CheckRequest.SerializeToString,
             quorate_dot_v1_dot_rate__limiter__pb2.CheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorate.v1.RateLimiter/CheckBatch',
+            quorate_dot_v1_dot_rate__limiter__pb2.CheckBatchRequest.SerializeToString,
+            quorate_dot_v1_dot_rate__limiter__pb2.CheckBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/quorate.v1.RateLimiter/CheckStream',
+            quorate_dot_v1_dot_rate__limiter__pb2.CheckStreamRequest.SerializeToString,
+            quorate_dot_v1_dot_rate__limiter__pb2.CheckStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorate.v1.RateLimiter/ReturnLeases',
+            quorate_dot_v1_dot_rate__limiter__pb2.ReturnLeasesRequest.SerializeToString,
+            quorate_dot_v1_dot_rate__limiter__pb2.ReturnLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,
