@@ -35,6 +35,14 @@ pub const NODES: u64 = 3;
 pub const STRICT_LIMIT: u64 = 20;
 /// The local-mode policy's limit.
 pub const LOCAL_LIMIT: u64 = 30;
+/// The leased policy's limit per [`LEASED_WINDOW`]: one hot key, decided from leases on the nodes, that the clients
+/// ask for at least twice as often. The window is short so that it moves during the run: a lease spent after its
+/// bucket ended would show as a second with more than the limit.
+pub const LEASED_LIMIT: u64 = 20;
+/// The leased policy's window.
+pub const LEASED_WINDOW: Duration = Duration::from_secs(1);
+/// The longest lease the leased policy grants.
+pub const LEASE_TTL: Duration = Duration::from_millis(250);
 /// Keys per policy the clients spread over.
 pub const KEYS: u64 = 3;
 /// The simulated epoch: late 2026, fixed so that runs are reproducible.
@@ -54,9 +62,21 @@ limit = 30
 period = "1h"
 on_no_quorum = "local"
 
+[policies.leased]
+algorithm = "sliding_window"
+limit = 20
+period = "1s"
+precision = 10
+on_no_quorum = "deny"
+lease = { ttl = "250ms", max_share = 0.3, reserve = 0.1 }
+
 [[rules]]
 dimension = "strict"
 policy = "strict"
+
+[[rules]]
+dimension = "leased"
+policy = "leased"
 
 [[rules]]
 dimension = "local"
@@ -130,7 +150,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> anyhow::Result<RunResult> {
         .tcp_capacity(4096)
         .build();
     for id in 1..=NODES {
-        let config = node_config(id, dir.path());
+        let mut config = node_config(id, dir.path());
+        config.clock_drift_ppm = scenario.drift_ppm.get(id as usize - 1).copied().unwrap_or(0);
         let skew = scenario.skew.get(id as usize - 1).copied().unwrap_or(0);
         sim.host(host(id), move || {
             let config = config.clone();
@@ -214,7 +235,13 @@ async fn workload(client: u8, seed: u64, scenario: &Scenario, history: Arc<Mutex
         }
         let size = if scenario.workload == Workload::Unary { 1 } else { BULK };
         let picks: Vec<(&'static str, u64)> = (0..size)
-            .map(|_| if rng.next(2) == 0 { ("strict", rng.next(KEYS)) } else { ("local", rng.next(KEYS)) })
+            .map(|_| match rng.next(4) {
+                0 => ("strict", rng.next(KEYS)),
+                1 => ("local", rng.next(KEYS)),
+                // One hot key, half the checks: hot enough on every node to be decided from leases, and asked for
+                // more often than its limit allows.
+                _ => ("leased", 0),
+            })
             .collect();
         let at = start.elapsed();
         let outcomes = match scenario.workload {
@@ -222,14 +249,18 @@ async fn workload(client: u8, seed: u64, scenario: &Scenario, history: Arc<Mutex
             Workload::Batch => batch(&mut clients, node, &picks).await,
             Workload::Stream => stream.send(&mut clients, node, &picks).await,
         };
+        let answered = start.elapsed();
         let called = if scenario.workload == Workload::Stream { stream.node.unwrap_or(node) } else { node };
-        let events = picks.into_iter().zip(outcomes).map(|((policy, key), outcome)| Event {
+        let events = picks.into_iter().zip(outcomes).map(|((policy, key), (outcome, leased))| Event {
             client,
             node: called,
             policy,
             key,
             at_ms: at.as_millis() as u64,
+            sent_us: at.as_micros() as u64,
+            answered_us: answered.as_micros() as u64,
             outcome,
+            leased,
         });
         history.lock().expect("history").extend(events);
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -253,22 +284,34 @@ fn decided(allowed: bool, degraded: bool) -> Outcome {
     if allowed { Outcome::Allowed { degraded } } else { Outcome::Denied { degraded } }
 }
 
+/// A check's outcome and whether a node decided it from its leases.
+type Answer = (Outcome, bool);
+
+fn unanswered(outcome: Outcome, n: usize) -> Vec<Answer> {
+    vec![(outcome, false); n]
+}
+
 /// One check's outcome within a batch or stream answer.
-fn result_outcome(result: &CheckResult) -> Outcome {
+fn result_outcome(result: &CheckResult) -> Answer {
     match &result.result {
-        Some(check_result::Result::Decision(d)) => decided(d.allowed, d.degraded),
-        Some(check_result::Result::Error(e)) if e.code == tonic::Code::Unavailable as i32 => Outcome::Unavailable,
-        Some(check_result::Result::Error(e)) => Outcome::Error(format!("{}: {}", e.code, e.message)),
-        None => Outcome::Error("an empty result".into()),
+        Some(check_result::Result::Decision(d)) => (decided(d.allowed, d.degraded), d.leased),
+        Some(check_result::Result::Error(e)) if e.code == tonic::Code::Unavailable as i32 => {
+            (Outcome::Unavailable, false)
+        }
+        Some(check_result::Result::Error(e)) => (Outcome::Error(format!("{}: {}", e.code, e.message)), false),
+        None => (Outcome::Error("an empty result".into()), false),
     }
 }
 
-async fn unary(clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>, node: u64, pick: (&str, u64)) -> Outcome {
-    let Some(client) = clients.get_mut(&node) else { return Outcome::Error("no such node".into()) };
+async fn unary(clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>, node: u64, pick: (&str, u64)) -> Answer {
+    let Some(client) = clients.get_mut(&node) else { return (Outcome::Error("no such node".into()), false) };
     match tokio::time::timeout(CALL_TIMEOUT, client.check(request(pick.0, pick.1))).await {
-        Err(_) => Outcome::Timeout,
-        Ok(Ok(response)) => decided(response.get_ref().allowed, response.get_ref().degraded),
-        Ok(Err(status)) => failed(&status),
+        Err(_) => (Outcome::Timeout, false),
+        Ok(Ok(response)) => {
+            let response = response.get_ref();
+            (decided(response.allowed, response.degraded), response.leased)
+        }
+        Ok(Err(status)) => (failed(&status), false),
     }
 }
 
@@ -276,22 +319,22 @@ async fn batch(
     clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>,
     node: u64,
     picks: &[(&'static str, u64)],
-) -> Vec<Outcome> {
-    let Some(client) = clients.get_mut(&node) else { return vec![Outcome::Error("no such node".into()); picks.len()] };
+) -> Vec<Answer> {
+    let Some(client) = clients.get_mut(&node) else {
+        return unanswered(Outcome::Error("no such node".into()), picks.len());
+    };
     let checks = picks.iter().map(|(policy, key)| request(policy, *key)).collect();
     match tokio::time::timeout(CALL_TIMEOUT, client.check_batch(CheckBatchRequest { checks })).await {
-        Err(_) => vec![Outcome::Timeout; picks.len()],
+        Err(_) => unanswered(Outcome::Timeout, picks.len()),
         Ok(Ok(response)) => {
             let results = response.into_inner().results;
             if results.len() != picks.len() {
-                return vec![
-                    Outcome::Error(format!("{} results for {} checks", results.len(), picks.len()));
-                    picks.len()
-                ];
+                let error = Outcome::Error(format!("{} results for {} checks", results.len(), picks.len()));
+                return unanswered(error, picks.len());
             }
             results.iter().map(result_outcome).collect()
         }
-        Ok(Err(status)) => vec![failed(&status); picks.len()],
+        Ok(Err(status)) => unanswered(failed(&status), picks.len()),
     }
 }
 
@@ -309,10 +352,10 @@ impl StreamConn {
         clients: &mut BTreeMap<u64, RateLimiterClient<Channel>>,
         node: u64,
         picks: &[(&'static str, u64)],
-    ) -> Vec<Outcome> {
+    ) -> Vec<Answer> {
         if self.open.is_none() {
             let Some(client) = clients.get_mut(&node) else {
-                return vec![Outcome::Error("no such node".into()); picks.len()];
+                return unanswered(Outcome::Error("no such node".into()), picks.len());
             };
             let (send, outbound) = mpsc::channel(4);
             let requests = futures::stream::unfold(outbound, |mut o| async move { o.recv().await.map(|m| (m, o)) });
@@ -321,28 +364,28 @@ impl StreamConn {
                     self.open = Some((send, response.into_inner()));
                     self.node = Some(node);
                 }
-                Ok(Err(status)) => return vec![failed(&status); picks.len()],
-                Err(_) => return vec![Outcome::Timeout; picks.len()],
+                Ok(Err(status)) => return unanswered(failed(&status), picks.len()),
+                Err(_) => return unanswered(Outcome::Timeout, picks.len()),
             }
         }
-        let Some((send, answers)) = self.open.as_mut() else { return vec![Outcome::Unreachable; picks.len()] };
+        let Some((send, answers)) = self.open.as_mut() else { return unanswered(Outcome::Unreachable, picks.len()) };
         self.next_id += 1;
         let id = self.next_id;
         let checks = picks.iter().map(|(policy, key)| request(policy, *key)).collect();
         if send.send(CheckStreamRequest { id, checks }).await.is_err() {
             self.open = None;
-            return vec![Outcome::Unreachable; picks.len()];
+            return unanswered(Outcome::Unreachable, picks.len());
         }
         let outcomes = match tokio::time::timeout(CALL_TIMEOUT, answers.message()).await {
             Ok(Ok(Some(answer))) if answer.id == id && answer.error.is_none() => {
                 answer.results.iter().map(result_outcome).collect()
             }
-            Ok(Ok(Some(answer))) => vec![Outcome::Error(format!("unexpected answer {answer:?}")); picks.len()],
-            Ok(Ok(None)) => vec![Outcome::Unreachable; picks.len()],
-            Ok(Err(status)) => vec![failed(&status); picks.len()],
-            Err(_) => vec![Outcome::Timeout; picks.len()],
+            Ok(Ok(Some(answer))) => unanswered(Outcome::Error(format!("unexpected answer {answer:?}")), picks.len()),
+            Ok(Ok(None)) => unanswered(Outcome::Unreachable, picks.len()),
+            Ok(Err(status)) => unanswered(failed(&status), picks.len()),
+            Err(_) => unanswered(Outcome::Timeout, picks.len()),
         };
-        if outcomes.iter().any(|o| matches!(o, Outcome::Unreachable | Outcome::Timeout)) || outcomes.is_empty() {
+        if outcomes.iter().any(|(o, _)| matches!(o, Outcome::Unreachable | Outcome::Timeout)) || outcomes.is_empty() {
             // A stream that broke or stalled is abandoned; the next message opens a new one.
             self.open = None;
         }
@@ -373,7 +416,7 @@ async fn read_final_state(scenario: &Scenario) -> FinalState {
         }
         state.digests = digests;
     }
-    for policy in ["strict", "local"] {
+    for policy in ["strict", "local", "leased"] {
         for key in 0..KEYS {
             let mut request = request(policy, key);
             request.peek = true;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::cluster::{KEYS, LOCAL_LIMIT, NODES, STRICT_LIMIT};
+use crate::cluster::{KEYS, LEASED_LIMIT, LEASED_WINDOW, LOCAL_LIMIT, NODES, STRICT_LIMIT};
 use crate::nemesis::Scenario;
 
 /// How soon after the last heal a strict decision must come back.
@@ -40,14 +40,20 @@ pub struct Event {
     pub client: u8,
     /// The node called.
     pub node: u64,
-    /// `strict` or `local`.
+    /// `strict`, `local` or `leased`.
     pub policy: &'static str,
     /// The key index.
     pub key: u64,
     /// When it was sent, ms of simulated time since the clients started.
     pub at_ms: u64,
+    /// When it was sent, µs of simulated time since the clients started.
+    pub sent_us: u64,
+    /// When its answer arrived, µs of simulated time since the clients started: the cluster decided it in between.
+    pub answered_us: u64,
     /// What came back.
     pub outcome: Outcome,
+    /// Whether the node decided it from its leases, with no log entry.
+    pub leased: bool,
 }
 
 /// Every check of a run, in the order the clients completed them.
@@ -80,6 +86,28 @@ impl History {
             .count() as u64
     }
 
+    /// The most checks of `policy`'s `key` allowed (not degraded) that were certainly decided within one window:
+    /// sent at or after some allowed check was sent, and answered less than a window after that. With the send
+    /// time it starts from, in µs; `None` if none was allowed.
+    fn busiest_window(&self, policy: &str, key: u64) -> Option<(u64, u64)> {
+        let allowed: Vec<&Event> = self
+            .0
+            .iter()
+            .filter(|e| e.policy == policy && e.key == key && e.outcome == Outcome::Allowed { degraded: false })
+            .collect();
+        let window = LEASED_WINDOW.as_micros() as u64;
+        allowed
+            .iter()
+            .map(|from| {
+                let within = allowed
+                    .iter()
+                    .filter(|e| e.sent_us >= from.sent_us && e.answered_us < from.sent_us + window)
+                    .count() as u64;
+                (within, from.sent_us)
+            })
+            .max()
+    }
+
     /// Counts of each outcome kind, for reports.
     pub fn summary(&self) -> String {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -90,7 +118,8 @@ impl History {
             };
             *counts.entry(kind).or_default() += 1;
         }
-        format!("{} checks: {counts:?}", self.0.len())
+        let leased = self.0.iter().filter(|e| e.leased).count();
+        format!("{} checks ({leased} from leases): {counts:?}", self.0.len())
     }
 
     /// Checks every invariant; returns the violations found (empty when the run is correct).
@@ -130,6 +159,27 @@ impl History {
                     Some(_) => {}
                 }
             }
+        }
+        // Leases: decisions from leases and strict ones together never admit more than the limit in any window of
+        // simulated time (the nodes' wall clocks must agree for that: a leader whose clock runs ahead moves every
+        // window forward, leases or not), and a node without a quorum denies once its leases are spent.
+        if scenario.skew.iter().all(|&skew| skew == 0) {
+            if let Some((most, from_us)) = self.busiest_window("leased", 0) {
+                if most > LEASED_LIMIT {
+                    found.push(format!("leased k0: {most} admitted within {LEASED_WINDOW:?} from {from_us} µs"));
+                }
+            }
+        }
+        let first_fault = scenario.faults.first().map_or(0, |(at, _)| at.as_millis() as u64);
+        if scenario.name.contains("lease") && !self.0.iter().any(|e| e.leased && e.at_ms >= first_fault) {
+            found.push("no decision came from a lease once faults began: the scenario tested nothing of them".into());
+        }
+        let degraded = self.allowed("leased", 0, true);
+        if degraded > 0 {
+            found.push(format!("leased k0: {degraded} admitted while degraded in deny mode"));
+        }
+        if !final_state.remaining.contains_key(&("leased", 0)) {
+            found.push("leased k0: no strict answer after the last heal".to_owned());
         }
         // Liveness: strict decisions come back soon after the last heal.
         let healed = scenario.healed_at().as_millis() as u64;

@@ -89,6 +89,8 @@ pub struct Scenario {
     pub skew: Vec<i64>,
     /// How the clients send checks.
     pub workload: Workload,
+    /// Per-node monotonic clock drift in ppm (n1, n2, n3): positive runs slow, so leases last longer in real time.
+    pub drift_ppm: Vec<i64>,
 }
 
 impl Scenario {
@@ -104,6 +106,7 @@ impl Scenario {
             faults: faults.into_iter().map(|(ms, f)| (Duration::from_millis(ms), f)).collect(),
             skew: vec![0; 3],
             workload: Workload::Unary,
+            drift_ppm: vec![0; 3],
         }
     }
 
@@ -156,6 +159,26 @@ impl Scenario {
                 vec![(4_000, Crash("n1")), (4_000, Crash("n2")), (4_000, Crash("n3")), (6_000, HealAll)],
             ),
             Scenario::story("latency_spike", vec![(3_000, Latency(Duration::from_millis(300))), (7_000, HealAll)]),
+            // Leases: n2 (client c2's node) holds leases of the hot key when it crashes, is cut off, or sees the
+            // leader crash; and with clocks 1,000 ppm slow or fast, the drift margin still holds.
+            Scenario::story("lease_holder_crashes", vec![(3_000, Crash("n2")), (6_000, HealAll)]),
+            Scenario::story(
+                "lease_holder_partitioned",
+                vec![(3_000, Partition(vec!["n2", "c2"], vec!["n1", "n3", "c1"])), (8_000, HealAll)],
+            ),
+            Scenario::story("leader_changes_mid_lease", vec![(3_000, Crash("n1")), (6_000, HealAll)]),
+            Scenario {
+                drift_ppm: vec![1_000, 1_000, -1_000],
+                ..Scenario::story(
+                    "lease_clock_drift",
+                    vec![
+                        (2_000, Partition(vec!["n2"], vec!["n1", "n3"])),
+                        (4_000, HealAll),
+                        (6_000, Partition(vec!["n1"], vec!["n2", "n3"])),
+                        (8_000, HealAll),
+                    ],
+                )
+            },
             Scenario {
                 skew: vec![2_000_000_000, -2_000_000_000, 500_000_000],
                 ..Scenario::story(
@@ -208,6 +231,7 @@ impl Scenario {
             faults,
             skew: vec![0; 3],
             workload,
+            drift_ppm: vec![0; 3],
         }
     }
 }

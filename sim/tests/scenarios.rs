@@ -78,6 +78,26 @@ fn crash_and_restart_all() {
 }
 
 #[test]
+fn lease_holder_crashes() {
+    check("lease_holder_crashes", &SEEDS);
+}
+
+#[test]
+fn lease_holder_partitioned() {
+    check("lease_holder_partitioned", &SEEDS);
+}
+
+#[test]
+fn leader_changes_mid_lease() {
+    check("leader_changes_mid_lease", &SEEDS);
+}
+
+#[test]
+fn lease_clock_drift() {
+    check("lease_clock_drift", &SEEDS);
+}
+
+#[test]
 fn latency_spike() {
     check("latency_spike", &SEEDS);
 }

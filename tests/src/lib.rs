@@ -55,6 +55,28 @@ limit = 30
 period = "1h"
 on_no_quorum = "local"
 
+[policies.leased]
+algorithm = "sliding_window"
+limit = 100
+period = "1s"
+precision = 10
+lease = { ttl = "250ms", max_share = 0.1, reserve = 0.1 }
+
+# Its twin without leases, for comparisons under the same demand.
+[policies.unleased]
+algorithm = "sliding_window"
+limit = 100
+period = "1s"
+precision = 10
+
+[[rules]]
+dimension = "unleased"
+policy = "unleased"
+
+[[rules]]
+dimension = "leased"
+policy = "leased"
+
 [[rules]]
 dimension = "courtesy"
 policy = "courtesy"

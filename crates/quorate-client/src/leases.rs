@@ -128,7 +128,10 @@ impl Leases {
             .filter_map(|d| state.demand.get(d))
             .map(|demand| demand.current.max(demand.previous))
             .max()?;
-        (seen >= MIN_DEMAND).then(|| pb::LeaseRequest { holder: self.holder, units: seen * 2 * cost.max(1) })
+        // Demand is counted over the last lease's life: ask for it with half again as headroom. More than will be
+        // spent only parks units that others then wait for until they come back.
+        (seen >= MIN_DEMAND)
+            .then(|| pb::LeaseRequest { holder: self.holder, units: seen.div_ceil(2) * 3 * cost.max(1) })
     }
 
     /// Takes the leases granted with a check of `descriptors` sent at `sent_at`; a lease it replaces goes back.
@@ -230,7 +233,7 @@ mod tests {
         assert!(leases.try_local(&key, 1, now).is_none());
         assert!(leases.ask(&key, 1).is_none(), "seen once: cold");
         assert!(leases.try_local(&key, 1, now).is_none());
-        assert_eq!(leases.ask(&key, 1).map(|a| a.units), Some(4), "seen twice: ask for twice that");
+        assert_eq!(leases.ask(&key, 1).map(|a| a.units), Some(3), "seen twice: ask for that and half again");
         leases.adopt(&key, &[grant(0, 3, 150)], now);
         let first = leases.try_local(&key, 1, now).unwrap();
         assert_eq!((first.allowed, first.source, first.degraded), (true, Source::Lease, false));

@@ -211,6 +211,10 @@ pub struct NodeConfig {
     pub sample_system: bool,
     /// The network: real TCP, or turmoil's in simulation (never from the config file).
     pub transport: Transport,
+    /// How fast this node's monotonic clock runs against real time, in ppm (positive: slow, so its leases last
+    /// longer in real time). Always 0 in production; simulations set it to prove the lease drift margin (never
+    /// from the config file).
+    pub clock_drift_ppm: i64,
     /// Envoy rate limit service settings.
     pub envoy: EnvoyConfig,
 }
@@ -348,6 +352,7 @@ impl NodeConfig {
             max_stream_checks,
             sample_system: raw.load.sample_system.unwrap_or(true),
             transport: Transport::Tcp,
+            clock_drift_ppm: 0,
             envoy: EnvoyConfig { response_headers: raw.envoy.response_headers.unwrap_or(false) },
         })
     }
@@ -374,6 +379,7 @@ impl NodeConfig {
             max_stream_checks: DEFAULT_MAX_STREAM_CHECKS,
             sample_system: true,
             transport: Transport::Tcp,
+            clock_drift_ppm: 0,
             envoy: EnvoyConfig::default(),
         }
     }

@@ -47,12 +47,14 @@ struct Held {
     decision: Decision,
 }
 
-/// How often a key was seen: decisions in the current ttl-long window, and in the previous one.
+/// How often a key was seen: decisions in the current ttl-long window, and in the previous one; and how long
+/// its last lease could be spent (a lease ends early with the bucket it was charged to).
 #[derive(Debug, Clone, Copy)]
 struct Demand {
     since: Instant,
     current: u64,
     previous: u64,
+    life: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +97,8 @@ impl RateMeter {
 #[derive(Debug)]
 pub(crate) struct LeaseHolder {
     id: HolderId,
+    /// How much slower (ppm, negative: faster) this node's monotonic clock runs than real time: simulations only.
+    drift_ppm: i64,
     state: Mutex<State>,
     leased_decisions: AtomicU64,
     /// When the holder started: the origin of the grant rate's seconds.
@@ -102,9 +106,10 @@ pub(crate) struct LeaseHolder {
 }
 
 impl LeaseHolder {
-    /// The holder of node `id`.
-    pub(crate) fn new(id: HolderId) -> Self {
-        LeaseHolder { id, state: Mutex::default(), leased_decisions: AtomicU64::new(0), started: Instant::now() }
+    /// The holder of node `id`, whose monotonic clock runs `drift_ppm` slow (0 in production).
+    pub(crate) fn new(id: HolderId, drift_ppm: i64) -> Self {
+        let started = Instant::now();
+        LeaseHolder { id, drift_ppm, state: Mutex::default(), leased_decisions: AtomicU64::new(0), started }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -148,20 +153,24 @@ impl LeaseHolder {
     }
 
     /// The leases worth asking for with a strict check of `plan`: for each lease-enabled limit whose key is hot,
-    /// about twice its demand over one ttl (the replicas cap it at the holder's share). `None` if none is.
-    pub(crate) fn ask(&self, policies: &PolicySet, plan: &Plan, now: Instant) -> Option<LeaseAsk> {
+    /// its demand over the time the lease can be spent (the ttl, or less when leases of this key end early with
+    /// their bucket), with half again as headroom; the replicas cap it at the holder's share. `None` if no key is
+    /// hot. Asking for more than will be spent only parks units that others then wait for until they come back.
+    pub(crate) fn ask(&self, policies: &PolicySet, plan: &Plan) -> Option<LeaseAsk> {
         let state = self.lock();
         let want: Vec<u64> = plan
             .limits
             .iter()
             .map(|limit| {
-                if lease_ttl(policies, limit.table_id()).is_none() {
+                let Some(ttl) = lease_ttl(policies, limit.table_id()) else { return 0 };
+                let Some(demand) = state.demand.get(&slot(plan, limit.table_id(), &limit.key)) else { return 0 };
+                let seen = demand.current.max(demand.previous);
+                if seen < MIN_DEMAND_PER_TTL {
                     return 0;
                 }
-                let Some(demand) = state.demand.get(&slot(plan, limit.table_id(), &limit.key)) else { return 0 };
-                let _ = now;
-                let seen = demand.current.max(demand.previous);
-                if seen < MIN_DEMAND_PER_TTL { 0 } else { seen.saturating_mul(2).saturating_mul(limit.cost.get()) }
+                let life = demand.life.unwrap_or(ttl).min(ttl);
+                let expected = (seen as f64 * life.as_secs_f64() / ttl.as_secs_f64() * 1.5).ceil() as u64;
+                expected.max(1).saturating_mul(limit.cost.get())
             })
             .collect();
         want.iter().any(|&w| w > 0).then_some(LeaseAsk { holder: self.id, want })
@@ -181,11 +190,15 @@ impl LeaseHolder {
             let held = Held {
                 lease: grant.lease,
                 left: grant.units,
-                until: sent_at + usable(grant.valid_for),
+                until: sent_at + drifted(usable(grant.valid_for), self.drift_ppm),
                 granted: sent_at,
                 decision: grant.decision,
             };
-            if let Some(old) = state.leases.insert(slot(plan, limit.table_id(), &limit.key), held) {
+            let slot = slot(plan, limit.table_id(), &limit.key);
+            if let Some(demand) = state.demand.get_mut(&slot) {
+                demand.life = Some(Duration::from_nanos(grant.valid_for));
+            }
+            if let Some(old) = state.leases.insert(slot, held) {
                 state.returns.push(LeaseReturn { lease: old.lease, unused: old.left });
             }
         }
@@ -252,14 +265,20 @@ fn note_demand(demand: &mut HashMap<Slot, Demand>, slot: &Slot, ttl: Option<Dura
     if let Some(seen) = demand.get_mut(slot) {
         let elapsed = now.duration_since(seen.since);
         if elapsed >= ttl * 2 {
-            *seen = Demand { since: now, current: 0, previous: 0 };
+            *seen = Demand { since: now, current: 0, previous: 0, life: seen.life };
         } else if elapsed >= ttl {
-            *seen = Demand { since: now, current: 0, previous: seen.current };
+            *seen = Demand { since: now, current: 0, previous: seen.current, life: seen.life };
         }
         seen.current += 1;
     } else if demand.len() < MAX_TRACKED_KEYS {
-        demand.insert(slot.clone(), Demand { since: now, current: 1, previous: 0 });
+        demand.insert(slot.clone(), Demand { since: now, current: 1, previous: 0, life: None });
     }
+}
+
+/// How long `duration` measured on a clock running `drift_ppm` slow lasts in real time.
+fn drifted(duration: Duration, drift_ppm: i64) -> Duration {
+    let scaled = duration.as_nanos() as i128 * (1_000_000 + i128::from(drift_ppm)) / 1_000_000;
+    Duration::from_nanos(u64::try_from(scaled.max(0)).unwrap_or(u64::MAX))
 }
 
 /// How long a lease valid for `valid_for` of cluster time may be spent on this node's clock: shortened by the

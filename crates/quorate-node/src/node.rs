@@ -113,7 +113,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         deadline: config.check_deadline,
         clock: clock.clone(),
         degraded: DegradedLimiter::new(config.table, local_grace),
-        leases: LeaseHolder::new(config.id),
+        leases: LeaseHolder::new(config.id, config.clock_drift_ppm),
         quorum_ack_within: local_grace / 2,
     });
     let tracker = LoadTracker::default();

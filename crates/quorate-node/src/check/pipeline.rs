@@ -159,7 +159,7 @@ impl Pipeline {
                             results[i] = Some(Ok(verdict));
                             continue;
                         }
-                        holder.ask(&policies, &plan, now)
+                        holder.ask(&policies, &plan)
                     }
                 };
                 commands.push(Command::Check { plan: plan.clone(), peek: call.check.peek, lease });
