@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use quorate_core::policy::PolicySet;
 use quorate_node::config::DEFAULT_MAX_INFLIGHT;
 use quorate_node::{Node, NodeConfig, NodeHandle, SystemClock, start_node};
 
@@ -34,6 +35,11 @@ pub struct DevArgs {
     /// Most batches the leader replicates at once (see `limits.max_inflight` in the node config).
     #[arg(long, default_value_t = DEFAULT_MAX_INFLIGHT)]
     pub max_inflight: usize,
+    /// A policies file (as `deploy/policies.toml`) instead of the sample tiers, e.g.
+    /// `deploy/bench-policies.toml` for benchmarks. Installed when the cluster is first created: a data
+    /// directory from an earlier run keeps the policies it has.
+    #[arg(long, value_name = "FILE")]
+    pub policies: Option<PathBuf>,
 }
 
 /// Starts the cluster, prints how to use it, and runs until Ctrl-C.
@@ -47,6 +53,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let addr = |i: u64| SocketAddr::from((Ipv4Addr::LOCALHOST, args.base_port + i as u16 - 1));
     let members: BTreeMap<u64, Node> = (1..=args.nodes).map(|i| (i, Node { addr: addr(i).to_string() })).collect();
+    let policies = match &args.policies {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            PolicySet::from_toml(&text).with_context(|| format!("{} is not a valid policies file", path.display()))?;
+            Some(text)
+        }
+    };
     let clock = Arc::new(SystemClock::new());
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for id in 1..=args.nodes {
@@ -55,6 +69,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let mut config = NodeConfig::local(id, addr(id), args.data_dir.join(format!("node{id}")), peers);
         config.bootstrap = id == 1;
         config.max_inflight = args.max_inflight.clamp(1, 64);
+        if let Some(policies) = &policies {
+            config.policies_toml.clone_from(policies);
+        }
         let node =
             start_node(config, clock.clone()).await.with_context(|| format!("starting node {id} on {}", addr(id)))?;
         nodes.push(node);
@@ -65,7 +82,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for (i, endpoint) in endpoints.iter().enumerate() {
         text += &format!("  node {}  {endpoint}\n", i + 1);
     }
-    text += "policies: the sample tiers (deploy/policies.toml): default 60/min, agent_ 200/min, admin_ 1000/min\n\n";
+    text += &match &args.policies {
+        None => {
+            "policies: the sample tiers (deploy/policies.toml): default 60/min, agent_ 200/min, admin_ 1000/min\n\n"
+                .to_owned()
+        }
+        Some(path) => format!("policies: {} (if this data directory is new)\n\n", path.display()),
+    };
     text += "try:\n";
     text += &format!("  quorate check --endpoint {} --descriptor api_key=agent_42\n", endpoints.join(","));
     text += &format!("  quorate status --endpoint {}\n", endpoints[0]);

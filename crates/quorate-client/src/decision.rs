@@ -4,6 +4,7 @@
 //!
 //! [`FailureMode`]: crate::FailureMode
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use quorate_proto::v1 as pb;
@@ -28,10 +29,11 @@ pub enum Source {
 /// The decision of one limit: a policy applied to one descriptor's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitDecision {
-    /// The policy's name (`"local"` for the fallback limiter).
-    pub policy: String,
+    /// The policy's name (`"local"` for the fallback limiter). Shared, not copied: a decision from a lease
+    /// allocates nothing for it.
+    pub policy: Arc<str>,
     /// The key counted, `"dimension=value"`.
-    pub key: String,
+    pub key: Arc<str>,
     /// Whether this limit allowed the request.
     pub allowed: bool,
     /// The limit in force, after adaptive tightening.
@@ -51,8 +53,8 @@ pub struct LimitDecision {
 impl LimitDecision {
     pub(crate) fn from_wire(status: &pb::LimitStatus) -> LimitDecision {
         LimitDecision {
-            policy: status.policy.clone(),
-            key: status.key.clone(),
+            policy: status.policy.as_str().into(),
+            key: status.key.as_str().into(),
             allowed: status.allowed,
             limit: status.limit,
             base_limit: status.base_limit,
@@ -132,7 +134,7 @@ impl Decision {
 
     /// Returns the name of the overall limit's policy.
     pub fn policy(&self) -> Option<&str> {
-        self.overall.as_ref().map(|s| s.policy.as_str())
+        self.overall.as_ref().map(|s| &*s.policy)
     }
 
     /// Returns the overall limit's window or refill period.

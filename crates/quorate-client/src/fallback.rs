@@ -109,8 +109,8 @@ impl LocalLimiter {
         };
         let remaining = (self.period_ns - ahead.min(self.period_ns)) * limit / self.period_ns;
         let decision = LimitDecision {
-            policy: LOCAL_POLICY.to_owned(),
-            key: key.clone(),
+            policy: LOCAL_POLICY.into(),
+            key: key.as_str().into(),
             allowed,
             limit: self.limit.limit,
             base_limit: self.limit.limit,

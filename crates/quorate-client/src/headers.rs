@@ -93,8 +93,8 @@ mod tests {
         let overall = match &case["overall"] {
             Value::Null => None,
             overall => Some(LimitDecision {
-                policy: overall["policy"].as_str().expect("overall.policy is a string").to_owned(),
-                key: "api_key=agent_42".to_owned(),
+                policy: overall["policy"].as_str().expect("overall.policy is a string").into(),
+                key: "api_key=agent_42".into(),
                 allowed,
                 limit: u64_field(overall, "limit"),
                 base_limit: u64_field(overall, "limit"),

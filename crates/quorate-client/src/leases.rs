@@ -50,6 +50,7 @@ struct Held {
     status: LimitDecision,
 }
 
+/// How often a descriptor was seen: checks in the current window, and in the previous one.
 #[derive(Debug, Clone, Copy)]
 struct Demand {
     since: Instant,
@@ -57,10 +58,38 @@ struct Demand {
     previous: u64,
 }
 
+impl Demand {
+    fn new(now: Instant) -> Self {
+        Demand { since: now, current: 1, previous: 0 }
+    }
+
+    /// Counts one check at `now`, windows being `window` long.
+    fn note(&mut self, window: Duration, now: Instant) {
+        let elapsed = now.duration_since(self.since);
+        if elapsed >= window * 2 {
+            *self = Demand { since: now, current: 0, previous: 0 };
+        } else if elapsed >= window {
+            *self = Demand { since: now, current: 0, previous: self.current };
+        }
+        self.current += 1;
+    }
+
+    fn seen(&self) -> u64 {
+        self.current.max(self.previous)
+    }
+}
+
+/// What this client knows of one descriptor: its demand, and its lease if it holds one. One map, so that a
+/// decision from a lease looks each descriptor up once to count it and once to spend from it.
+#[derive(Debug, Clone)]
+struct Tracked {
+    demand: Demand,
+    held: Option<Held>,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    held: HashMap<Descriptor, Held>,
-    demand: HashMap<Descriptor, Demand>,
+    keys: HashMap<Descriptor, Tracked, foldhash::quality::RandomState>,
     returns: Vec<pb::LeaseReturn>,
     /// How long the last grant was valid: the demand window.
     window: Option<Duration>,
@@ -93,21 +122,32 @@ impl Leases {
     }
 
     /// Decides a check of `cost` from held leases if every descriptor has one with enough units; counts the
-    /// demand either way.
+    /// demand either way. A check naming one descriptor twice is never decided here: the cluster refuses it.
     pub(crate) fn try_local(&self, descriptors: &Descriptors, cost: u64, now: Instant) -> Option<Decision> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let window = state.window.unwrap_or(DEFAULT_WINDOW);
+        let mut covered = !descriptors.is_empty();
         for descriptor in descriptors.iter() {
-            note(&mut state.demand, descriptor, window, now);
+            match state.keys.get_mut(descriptor) {
+                Some(tracked) => {
+                    tracked.demand.note(window, now);
+                    covered &= tracked.held.as_ref().is_some_and(|held| held.until > now && held.left >= cost);
+                }
+                None => {
+                    if state.keys.len() < MAX_TRACKED {
+                        state.keys.insert(descriptor.clone(), Tracked { demand: Demand::new(now), held: None });
+                    }
+                    covered = false;
+                }
+            }
         }
-        let covered =
-            descriptors.iter().all(|d| state.held.get(d).is_some_and(|held| held.until > now && held.left >= cost));
-        if !covered || descriptors.is_empty() {
+        if !covered || has_duplicates(descriptors) {
             return None;
         }
-        let mut limits = Vec::new();
+        let mut limits = Vec::with_capacity(descriptors.len());
         for descriptor in descriptors.iter() {
-            let held = state.held.get_mut(descriptor)?;
+            let held = state.keys.get_mut(descriptor)?.held.as_mut()?;
             held.left -= cost;
             let mut status = held.status.clone();
             status.allowed = true;
@@ -123,11 +163,7 @@ impl Leases {
     /// `None` if no descriptor is hot.
     pub(crate) fn ask(&self, descriptors: &Descriptors, cost: u64) -> Option<pb::LeaseRequest> {
         let state = self.lock();
-        let seen = descriptors
-            .iter()
-            .filter_map(|d| state.demand.get(d))
-            .map(|demand| demand.current.max(demand.previous))
-            .max()?;
+        let seen = descriptors.iter().filter_map(|d| state.keys.get(d)).map(|t| t.demand.seen()).max()?;
         // Demand is counted over the last lease's life: ask for it with half again as headroom. More than will be
         // spent only parks units that others then wait for until they come back.
         (seen >= MIN_DEMAND)
@@ -136,61 +172,62 @@ impl Leases {
 
     /// Takes the leases granted with a check of `descriptors` sent at `sent_at`; a lease it replaces goes back.
     pub(crate) fn adopt(&self, descriptors: &Descriptors, grants: &[pb::LeaseGrant], sent_at: Instant) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         for grant in grants {
             let Some(descriptor) = descriptors.iter().nth(grant.descriptor as usize) else { continue };
             let Some(status) = grant.status.as_ref() else { continue };
-            let valid_for = usable(grant.valid_for_ns);
             state.window = Some(Duration::from_nanos(grant.valid_for_ns).max(Duration::from_millis(10)));
             let held = Held {
                 lease: grant.lease_id,
                 left: grant.units,
-                until: sent_at + valid_for,
+                until: sent_at + usable(grant.valid_for_ns),
                 granted: sent_at,
                 status: LimitDecision::from_wire(status),
             };
-            if let Some(old) = state.held.insert(descriptor.clone(), held) {
+            let tracked = state
+                .keys
+                .entry(descriptor.clone())
+                .or_insert_with(|| Tracked { demand: Demand::new(sent_at), held: None });
+            if let Some(old) = tracked.held.replace(held) {
                 state.returns.push(pb::LeaseReturn { lease_id: old.lease, unused: old.left });
             }
         }
     }
 
-    /// Takes the leases that ran out or expired by `now`, and the returns queued.
+    /// Takes the leases that ran out or expired by `now`, and the returns queued; forgets descriptors neither
+    /// leased nor seen for 10 s.
     pub(crate) fn take_returns(&self, now: Instant) -> Vec<pb::LeaseReturn> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut returns = std::mem::take(&mut state.returns);
-        state.held.retain(|_, held| {
-            let over = held.until <= now || held.left == 0;
-            if over {
+        state.keys.retain(|_, tracked| {
+            if let Some(held) = tracked.held.take_if(|held| held.until <= now || held.left == 0) {
                 returns.push(pb::LeaseReturn { lease_id: held.lease, unused: held.left });
             }
-            !over
+            tracked.held.is_some() || now.duration_since(tracked.demand.since) < Duration::from_secs(10)
         });
-        state.demand.retain(|_, demand| now.duration_since(demand.since) < Duration::from_secs(10));
         returns
     }
 
     /// Takes every lease (the client is closing).
     pub(crate) fn take_all(&self) -> Vec<pb::LeaseReturn> {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut returns = std::mem::take(&mut state.returns);
-        returns.extend(state.held.drain().map(|(_, held)| pb::LeaseReturn { lease_id: held.lease, unused: held.left }));
+        for tracked in state.keys.values_mut() {
+            if let Some(held) = tracked.held.take() {
+                returns.push(pb::LeaseReturn { lease_id: held.lease, unused: held.left });
+            }
+        }
         returns
     }
 }
 
-fn note(demand: &mut HashMap<Descriptor, Demand>, descriptor: &Descriptor, window: Duration, now: Instant) {
-    if let Some(seen) = demand.get_mut(descriptor) {
-        let elapsed = now.duration_since(seen.since);
-        if elapsed >= window * 2 {
-            *seen = Demand { since: now, current: 0, previous: 0 };
-        } else if elapsed >= window {
-            *seen = Demand { since: now, current: 0, previous: seen.current };
-        }
-        seen.current += 1;
-    } else if demand.len() < MAX_TRACKED {
-        demand.insert(descriptor.clone(), Demand { since: now, current: 1, previous: 0 });
-    }
+/// Whether a descriptor appears twice (checks carry a handful: comparing pairs beats hashing).
+fn has_duplicates(descriptors: &Descriptors) -> bool {
+    let all = descriptors.iter().as_slice();
+    all.iter().enumerate().any(|(i, a)| all[i + 1..].contains(a))
 }
 
 /// How long a lease valid for `valid_for_ns` may be spent on this process's clock.
@@ -256,5 +293,17 @@ mod tests {
         leases.adopt(&both, &[grant(0, 10, 100)], now);
         assert!(leases.try_local(&both, 1, now).is_none());
         assert!(leases.try_local(&Descriptors::new().api_key("a"), 1, now).is_some());
+    }
+
+    #[test]
+    fn a_descriptor_named_twice_goes_to_the_cluster_and_spends_nothing() {
+        let leases = Leases::new();
+        let key = Descriptors::new().api_key("a");
+        let twice = Descriptors::new().api_key("a").api_key("a");
+        let now = Instant::now();
+        leases.adopt(&key, &[grant(0, 1, 100)], now);
+        assert!(leases.try_local(&twice, 1, now).is_none());
+        assert!(leases.try_local(&key, 1, now).is_some(), "the unit is still there");
+        assert!(leases.try_local(&key, 1, now).is_none());
     }
 }
