@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use quorate_core::policy::PolicySet;
-use quorate_node::config::DEFAULT_MAX_INFLIGHT;
+use quorate_node::config::{DEFAULT_MAX_INFLIGHT, MAX_INFLIGHT};
 use quorate_node::{Node, NodeConfig, NodeHandle, SystemClock, start_node};
 
 use crate::output;
@@ -51,6 +51,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 9 {
         bail!("--nodes must be between 1 and 9");
     }
+    if !(1..=MAX_INFLIGHT).contains(&args.max_inflight) {
+        bail!("--max-inflight must be between 1 and {MAX_INFLIGHT}");
+    }
     let addr = |i: u64| SocketAddr::from((Ipv4Addr::LOCALHOST, args.base_port + i as u16 - 1));
     let members: BTreeMap<u64, Node> = (1..=args.nodes).map(|i| (i, Node { addr: addr(i).to_string() })).collect();
     let policies = match &args.policies {
@@ -68,7 +71,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         peers.remove(&id);
         let mut config = NodeConfig::local(id, addr(id), args.data_dir.join(format!("node{id}")), peers);
         config.bootstrap = id == 1;
-        config.max_inflight = args.max_inflight.clamp(1, 64);
+        config.max_inflight = args.max_inflight;
         if let Some(policies) = &policies {
             config.policies_toml.clone_from(policies);
         }

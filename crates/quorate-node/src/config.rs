@@ -5,7 +5,8 @@
 //! listen = "127.0.0.1:7101"       # where the gRPC server binds (Raft, API and admin on one port)
 //! advertise = "127.0.0.1:7101"    # how peers and clients reach it (default: listen)
 //! data_dir = "data/node1"
-//! bootstrap = true                # this node initialises the cluster from `peers` if it has no state yet
+//! bootstrap = true                # initialise the cluster from `peers` if there is no state yet: only the
+//!                                 # initial member with the lowest id may (an error elsewhere)
 //! policies = "deploy/policies.toml"  # installed by the first leader; the built-in sample if omitted
 //!
 //! [[peers]]                       # the other initial members
@@ -66,6 +67,10 @@ pub const DEFAULT_MAX_BATCH_ITEMS: usize = 1_000;
 pub const DEFAULT_MAX_STREAM_CHECKS: usize = 4_096;
 /// Default sled page cache: enough for the log tail; limiter state lives in memory anyway.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+/// Smallest sled page cache accepted (sled cannot run without one).
+pub const MIN_CACHE_BYTES: u64 = 1 << 20;
+/// Most batches the leader may replicate at once.
+pub const MAX_INFLIGHT: usize = 64;
 
 /// The config file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,6 +241,34 @@ fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Du
     }
 }
 
+/// Checks that `text` is `host:port` as peers and clients dial it: a host name, an IPv4 address or a bracketed
+/// IPv6 address, and a port from 1 to 65535.
+fn host_port(field: &str, text: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| error(field, format!("{text:?} is not host:port ({why})"));
+    let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => {}
+        _ => return Err(bad("the port must be a number from 1 to 65535")),
+    }
+    let valid_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    };
+    if !valid_host {
+        return Err(bad("the host must be a name, an IPv4 address or [an IPv6 address]"));
+    }
+    Ok(())
+}
+
 /// Names the line of byte `offset` in `text` for an error message: its number and its text, which shows the
 /// key (toml's own message names the problem, not where it is).
 fn line_at(text: &str, offset: usize) -> String {
@@ -285,12 +318,24 @@ impl NodeConfig {
             if peer.id == 0 || peer.id == raw.id {
                 return Err(error(&format!("peers[{i}].id"), format!("{} is zero or this node's own id", peer.id)));
             }
-            if peer.addr.trim().is_empty() {
-                return Err(error(&format!("peers[{i}].addr"), "is empty"));
-            }
+            host_port(&format!("peers[{i}].addr"), &peer.addr)?;
             if peers.insert(peer.id, Node { addr: peer.addr.clone() }).is_some() {
                 return Err(error(&format!("peers[{i}].id"), format!("{} appears twice", peer.id)));
             }
+        }
+        if let Some(advertise) = &raw.advertise {
+            host_port("advertise", advertise)?;
+        }
+        if raw.bootstrap
+            && let Some(lowest) = peers.keys().next().filter(|&&lowest| lowest < raw.id)
+        {
+            return Err(error(
+                "bootstrap",
+                format!(
+                    "only the initial member with the lowest id ({lowest}) may bootstrap, so that two nodes never \
+                     start two clusters; set bootstrap = false here"
+                ),
+            ));
         }
         let policies_toml = match &raw.policies {
             None => SAMPLE_POLICIES_TOML.to_owned(),
@@ -328,6 +373,21 @@ impl NodeConfig {
                 format!("must be at least limits.max_batch_items ({max_batch_items}): one message must fit"),
             ));
         }
+        let snapshot_every = raw.raft.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY);
+        if snapshot_every == 0 {
+            return Err(error("raft.snapshot_every", "must be at least 1"));
+        }
+        let max_inflight = raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT);
+        if !(1..=MAX_INFLIGHT).contains(&max_inflight) {
+            return Err(error("limits.max_inflight", format!("{max_inflight} is outside 1..={MAX_INFLIGHT}")));
+        }
+        let cache_bytes = raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
+        if cache_bytes < MIN_CACHE_BYTES {
+            return Err(error(
+                "limits.cache_bytes",
+                format!("{cache_bytes} is below the minimum of {MIN_CACHE_BYTES}"),
+            ));
+        }
         Ok(NodeConfig {
             id: raw.id,
             listen,
@@ -338,7 +398,7 @@ impl NodeConfig {
             policies_toml,
             heartbeat,
             election_timeout: (min, max),
-            snapshot_every: raw.raft.snapshot_every.unwrap_or(DEFAULT_SNAPSHOT_EVERY).max(1),
+            snapshot_every,
             table: TableConfig { max_keys, ..TableConfig::default() },
             check_deadline: duration(
                 "limits.check_deadline",
@@ -346,8 +406,8 @@ impl NodeConfig {
                 DEFAULT_CHECK_DEADLINE,
             )?,
             max_batch,
-            max_inflight: raw.limits.max_inflight.unwrap_or(DEFAULT_MAX_INFLIGHT).clamp(1, 64),
-            cache_bytes: raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES),
+            max_inflight,
+            cache_bytes,
             max_batch_items,
             max_stream_checks,
             sample_system: raw.load.sample_system.unwrap_or(true),
@@ -411,6 +471,15 @@ mod tests {
     }
 
     #[test]
+    fn addresses_may_be_names_ipv4_or_bracketed_ipv6() {
+        for addr in ["node2.internal:7101", "10.0.0.2:7101", "[::1]:7101", "[2001:db8::2]:443", "localhost:1"] {
+            let text = format!("advertise = \"{addr}\"\n{MINIMAL}[[peers]]\nid = 2\naddr = \"{addr}\"");
+            let config = parse(&text).unwrap_or_else(|e| panic!("{addr}: {e}"));
+            assert_eq!(config.advertise.as_deref(), Some(addr));
+        }
+    }
+
+    #[test]
     fn deploy_samples_are_valid() {
         for i in 1..=3 {
             let path = PathBuf::from(format!("{}/../../deploy/node{i}.toml", env!("CARGO_MANIFEST_DIR")));
@@ -434,6 +503,25 @@ mod tests {
             (format!("{MINIMAL}policies = \"/nonexistent/p.toml\""), "policies"),
             (format!("{MINIMAL}[envoy]\nheaders = true"), "headers"),
             (format!("{MINIMAL}[envoy]\nresponse_headers = \"yes\""), "response_headers"),
+            (format!("{MINIMAL}[limits]\ncache_bytes = 0"), "limits.cache_bytes"),
+            (format!("{MINIMAL}[limits]\nmax_inflight = 0"), "limits.max_inflight"),
+            (format!("{MINIMAL}[limits]\nmax_inflight = 65"), "limits.max_inflight"),
+            (format!("{MINIMAL}[raft]\nsnapshot_every = 0"), "raft.snapshot_every"),
+            (format!("advertise = \"no-port-here\"\n{MINIMAL}"), "advertise"),
+            (format!("advertise = \"host:0\"\n{MINIMAL}"), "advertise"),
+            (format!("advertise = \"bad_host:7101\"\n{MINIMAL}"), "advertise"),
+            (format!("advertise = \"[::zz]:7101\"\n{MINIMAL}"), "advertise"),
+            (format!("{MINIMAL}[[peers]]\nid = 2\naddr = \"not an address\""), "peers[0].addr"),
+            (format!("{MINIMAL}[[peers]]\nid = 2\naddr = \"\""), "peers[0].addr"),
+            (format!("{MINIMAL}[[peers]]\nid = 2\naddr = \"node2:99999\""), "peers[0].addr"),
+            // Three nodes all with bootstrap = true: the two without the lowest id refuse to start.
+            (
+                format!(
+                    "bootstrap = true\n{}[[peers]]\nid = 1\naddr = \"n1:7101\"",
+                    MINIMAL.replace("id = 1", "id = 2")
+                ),
+                "bootstrap",
+            ),
         ];
         for (text, field) in cases {
             let message = parse(&text).unwrap_err().to_string();
