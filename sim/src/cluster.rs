@@ -235,12 +235,18 @@ async fn workload(client: u8, seed: u64, scenario: &Scenario, history: Arc<Mutex
         }
         let size = if scenario.workload == Workload::Unary { 1 } else { BULK };
         let picks: Vec<(&'static str, u64)> = (0..size)
-            .map(|_| match rng.next(4) {
-                0 => ("strict", rng.next(KEYS)),
-                1 => ("local", rng.next(KEYS)),
-                // One hot key, half the checks: hot enough on every node to be decided from leases, and asked for
-                // more often than its limit allows.
-                _ => ("leased", 0),
+            .map(|_| {
+                let [strict, local, leased] = scenario.mix;
+                let pick = rng.next(strict + local + leased);
+                if pick < strict {
+                    ("strict", rng.next(KEYS))
+                } else if pick < strict + local {
+                    ("local", rng.next(KEYS))
+                } else {
+                    // One hot key: hot enough on every node to be decided from leases, and (at the default mix,
+                    // half the checks) asked for more often than its limit allows.
+                    ("leased", 0)
+                }
             })
             .collect();
         let at = start.elapsed();

@@ -19,6 +19,8 @@ pub enum Fault {
     Hold(Vec<&'static str>, Vec<&'static str>),
     /// Kills a host (its runtime, tasks and open files go; its data directory stays).
     Crash(&'static str),
+    /// Starts a crashed host again on its data directory; the links it had stay as they were.
+    Restart(&'static str),
     /// Sets a fixed latency on every link.
     Latency(Duration),
     /// Ends every fault: repairs links, releases held messages, restores latency, restarts crashed hosts.
@@ -33,6 +35,11 @@ impl Fault {
             Fault::PartitionOneway(a, b) => pairs(a, b, |x, y| sim.partition_oneway(x, y)),
             Fault::Hold(a, b) => pairs(a, b, |x, y| sim.hold(x, y)),
             Fault::Crash(host) => sim.crash(*host),
+            Fault::Restart(host) => {
+                if !sim.is_host_running(*host) {
+                    sim.bounce(*host);
+                }
+            }
             Fault::Latency(latency) => pairs(&HOSTS, &HOSTS, |x, y| {
                 if x != y {
                     sim.set_link_latency(x, y, *latency);
@@ -91,7 +98,15 @@ pub struct Scenario {
     pub workload: Workload,
     /// Per-node monotonic clock drift in ppm (n1, n2, n3): positive runs slow, so leases last longer in real time.
     pub drift_ppm: Vec<i64>,
+    /// How often the clients pick each policy: weights of `strict`, `local` and `leased`.
+    pub mix: [u64; 3],
 }
+
+/// The default mix: a quarter strict, a quarter local, half on the leased hot key.
+const MIX: [u64; 3] = [1, 1, 2];
+/// The mix of the `local` scenarios: mostly local, in batches, so that a cut-off node meets enough of them to
+/// spend its whole share.
+const LOCAL_MIX: [u64; 3] = [1, 6, 1];
 
 impl Scenario {
     /// When the last fault healed.
@@ -107,6 +122,7 @@ impl Scenario {
             skew: vec![0; 3],
             workload: Workload::Unary,
             drift_ppm: vec![0; 3],
+            mix: MIX,
         }
     }
 
@@ -158,6 +174,53 @@ impl Scenario {
                 "crash_and_restart_all",
                 vec![(4_000, Crash("n1")), (4_000, Crash("n2")), (4_000, Crash("n3")), (6_000, HealAll)],
             ),
+            // The `local` mode's bound across several partitions and restarts: each node cut off in turn (a quorum
+            // present throughout), all three apart, and one follower cut off for good and restarted twice. No
+            // node may spend more than its share of a window alone, however often it is cut off or restarted.
+            Scenario {
+                run_for: Duration::from_secs(26),
+                workload: Workload::Batch,
+                mix: LOCAL_MIX,
+                ..Scenario::story(
+                    "local_nodes_cut_off_in_turn",
+                    vec![
+                        (2_000, Partition(vec!["n1"], vec!["n2", "n3"])),
+                        (6_000, HealAll),
+                        (8_000, Partition(vec!["n2"], vec!["n1", "n3"])),
+                        (12_000, HealAll),
+                        (14_000, Partition(vec!["n3"], vec!["n1", "n2"])),
+                        (18_000, HealAll),
+                    ],
+                )
+            },
+            Scenario {
+                workload: Workload::Batch,
+                mix: LOCAL_MIX,
+                ..Scenario::story(
+                    "local_all_split",
+                    vec![
+                        (3_000, Partition(vec!["n1"], vec!["n2", "n3"])),
+                        (3_000, Partition(vec!["n2"], vec!["n3"])),
+                        (9_000, HealAll),
+                    ],
+                )
+            },
+            Scenario {
+                run_for: Duration::from_secs(24),
+                workload: Workload::Batch,
+                mix: LOCAL_MIX,
+                ..Scenario::story(
+                    "local_follower_cut_off_and_restarted",
+                    vec![
+                        (2_000, Partition(vec!["n2"], vec!["n1", "n3"])),
+                        (6_000, Crash("n2")),
+                        (7_000, Restart("n2")),
+                        (10_000, Crash("n2")),
+                        (11_000, Restart("n2")),
+                        (15_000, HealAll),
+                    ],
+                )
+            },
             Scenario::story("latency_spike", vec![(3_000, Latency(Duration::from_millis(300))), (7_000, HealAll)]),
             // Leases: n2 (client c2's node) holds leases of the hot key when it crashes, is cut off, or sees the
             // leader crash; and with clocks 1,000 ppm slow or fast, the drift margin still holds.
@@ -232,6 +295,7 @@ impl Scenario {
             skew: vec![0; 3],
             workload,
             drift_ppm: vec![0; 3],
+            mix: MIX,
         }
     }
 }

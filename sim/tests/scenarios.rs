@@ -78,6 +78,21 @@ fn crash_and_restart_all() {
 }
 
 #[test]
+fn local_nodes_cut_off_in_turn() {
+    check("local_nodes_cut_off_in_turn", &SEEDS);
+}
+
+#[test]
+fn local_all_split() {
+    check("local_all_split", &SEEDS);
+}
+
+#[test]
+fn local_follower_cut_off_and_restarted() {
+    check("local_follower_cut_off_and_restarted", &SEEDS);
+}
+
+#[test]
 fn lease_holder_crashes() {
     check("lease_holder_crashes", &SEEDS);
 }

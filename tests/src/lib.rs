@@ -585,6 +585,21 @@ impl NetnsCluster {
     pub fn heal(&self, id: u64) {
         run_ip(&["-n", &self.bridge_ns(), "link", "set", &self.bridge_port(id), "up"]).expect("healing a node");
     }
+
+    /// Kills node `id` with SIGKILL; its links stay as they are.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id)
+            && let Some(mut child) = node.child.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `id` again on its data directory, in its namespace (cut off still, if it was).
+    pub fn restart(&mut self, id: u64) {
+        self.spawn(id);
+    }
 }
 
 impl Drop for NetnsCluster {

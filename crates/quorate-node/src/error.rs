@@ -147,6 +147,11 @@ pub enum CheckError {
     #[error("raft has stopped on this node: {0}")]
     Fatal(Box<Fatal<NodeId>>),
 
+    /// Returned when a decision this node made alone in `local` mode could not be recorded on its disk: it is
+    /// refused rather than answered, so that a restart can never hand out the node's share twice.
+    #[error("could not record a local-mode decision on this node's disk: {0}")]
+    LocalJournal(String),
+
     /// Returned while the node shuts down.
     #[error("the node is shutting down")]
     Stopped,

@@ -18,6 +18,7 @@ use crate::api::{
 };
 use crate::batcher::{BatchLimits, Batcher};
 use crate::check::degraded::DegradedLimiter;
+use crate::check::local_journal::LocalJournal;
 use crate::check::{Pipeline, PipelineParts};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ForwardLimits};
@@ -89,6 +90,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     }
     .map_err(|e| storage_error(Box::new(e)))?;
     let state_machine = StateMachineStore::open(&db, config.table, io).map_err(|e| storage_error(Box::new(e)))?;
+    let journal = LocalJournal::open(&db, io).map_err(|e| storage_error(Box::new(e)))?;
 
     let (listener, local_addr) = config.transport.bind(config.listen).await?;
     let advertise = config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
@@ -106,13 +108,15 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let cluster = Cluster::new(config.id, raft.clone(), config.transport, forwarding);
     // Twice the longest election: the quorum side of a split has a new leader by then (check::degraded).
     let local_grace = config.election_timeout.1 * 2;
+    let degraded = DegradedLimiter::open(journal, config.table, local_grace, clock.now())
+        .map_err(|e| storage_error(Box::new(e)))?;
     let pipeline = Pipeline::new(PipelineParts {
         cluster: cluster.clone(),
         batcher,
         state_machine: state_machine.clone(),
         deadline: config.check_deadline,
         clock: clock.clone(),
-        degraded: DegradedLimiter::new(config.table, local_grace),
+        degraded,
         leases: LeaseHolder::new(config.id, config.clock_drift_ppm),
         quorum_ack_within: local_grace / 2,
     });

@@ -26,6 +26,7 @@ pub(crate) fn from_check(error: &CheckError) -> Status {
         | CheckError::NotLeader { .. }
         | CheckError::LeaderUnreachable { .. }
         | CheckError::Fatal(_)
+        | CheckError::LocalJournal(_)
         | CheckError::Stopped => Status::unavailable(message),
         CheckError::PeerRefused { .. } | CheckError::Internal(_) => Status::internal(message),
     }

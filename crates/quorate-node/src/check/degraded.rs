@@ -5,18 +5,22 @@
 //! - `deny` (default, fail closed): the request is denied. Nothing is over-admitted, ever.
 //! - `allow` (fail open): the request is allowed and nothing is counted. Unbounded while the split lasts: only for
 //!   limits that are a courtesy, not a protection.
-//! - `local`: this node alone enforces `1/N` of the (effective) limit, N being the number of voters, in a
-//!   node-local table that is never replicated or persisted. In the worst case the quorum side keeps admitting up
-//!   to the limit strictly while each of the other N-1 nodes admits up to limit/N on its own during the same
-//!   window, so the cluster never admits more than `limit × (1 + (N-1)/N)` per window (4/3 of the limit for
-//!   N = 3); with no quorum anywhere, at most `limit` in total.
+//! - `local`: this node alone admits up to `1/N` of the (effective) limit per window, N being the number of
+//!   voters, in a node-local table that is not replicated but is on the node's disk: every local charge is in the
+//!   [`LocalJournal`] before its answer leaves, and a restarted node replays it, so a crash never hands out the
+//!   share twice. Units a node spends alone are never seen by the others, so the bound adds up per node: in any
+//!   window a key admits at most `limit` through the log (leases included) plus `limit / N` for each node that
+//!   decided it alone in that window — at most `2 × limit` when every node did, whatever the sequence of
+//!   partitions and restarts. (The earlier claim of `limit × (1 + (N-1)/N)` was false: a key the quorum had spent
+//!   before a partition, or nodes cut off one after another, reach `2 × limit`; and the in-memory table gave a
+//!   restarted node a fresh share.)
 //!
-//! The `local` bound holds only if the nodes on the quorum side do not spend local shares too. They lose their
-//! leader as well when the old leader is cut off, and answer degraded until they elect a new one. So a node spends
-//! its local share only once it has been without a working leader for a grace period (twice the maximum election
-//! timeout by default): the quorum side elects within it and denies meanwhile, a node cut off for good goes local
-//! after it. (Found by the network-namespace partition test: without the grace, the followers of an isolated
-//! leader admitted their shares during the election, up to limit × 2 in all.)
+//! The `local` bound above is only as tight as it is if the nodes on the quorum side do not spend local shares
+//! in passing. They lose their leader as well when the old leader is cut off, and answer degraded until they
+//! elect a new one. So a node spends its local share only once it has been without a working leader for a grace
+//! period (twice the maximum election timeout by default): the quorum side elects within it and denies
+//! meanwhile, a node cut off for good goes local after it. (Found by the network-namespace partition test:
+//! without the grace, the followers of an isolated leader admitted their shares during the election.)
 //!
 //! A request with several limits is denied if any of them is `deny`; `local` limits are checked atomically
 //! together; `allow` limits pass. An Envoy limit override has no `on_no_quorum` of its own and is denied. Every
@@ -31,6 +35,7 @@ use quorate_core::policy::{NoQuorumMode, PolicySet};
 use quorate_core::{CheckOutcome, Decision, LimitDecision, LimitRef, LimiterTable, Nanos, TableConfig};
 use tokio::time::Instant;
 
+use super::local_journal::{JournalError, LocalCharge, LocalJournal};
 use crate::error::CheckError;
 
 /// How long a degraded denial asks the caller to wait before retrying: about one election.
@@ -41,8 +46,18 @@ const DENY_RETRY_AFTER: Nanos = 1_000_000_000;
 #[derive(Debug)]
 pub(crate) struct DegradedLimiter {
     table: Mutex<LimiterTable>,
+    journal: LocalJournal,
     grace: Duration,
     leaderless_since: Mutex<Option<Instant>>,
+}
+
+/// A degraded decision, and the local charges it made: they must be on disk before it is answered.
+#[derive(Debug)]
+pub(crate) struct DegradedDecision {
+    /// The decision.
+    pub(crate) outcome: CheckOutcome,
+    /// What it charged to this node's local table.
+    pub(crate) charges: Vec<LocalCharge>,
 }
 
 /// What a degraded decision is made from besides the plan.
@@ -57,9 +72,42 @@ pub(crate) struct DegradedContext {
 }
 
 impl DegradedLimiter {
-    /// An empty local limiter that spends `local` shares only after `grace` without a working leader.
-    pub(crate) fn new(config: TableConfig, grace: Duration) -> Self {
-        DegradedLimiter { table: Mutex::new(LimiterTable::new(config)), grace, leaderless_since: Mutex::new(None) }
+    /// The local limiter recorded in `journal` (replayed at `now`), spending `local` shares only after `grace`
+    /// without a working leader.
+    ///
+    /// # Errors
+    ///
+    /// If the journal cannot be read.
+    pub(crate) fn open(
+        journal: LocalJournal,
+        config: TableConfig,
+        grace: Duration,
+        now: Nanos,
+    ) -> Result<Self, JournalError> {
+        let mut table = LimiterTable::new(config);
+        let replayed = journal.replay(&mut table, now)?;
+        if replayed > 0 {
+            tracing::info!(replayed, "local-mode charges from before the restart still count");
+        }
+        Ok(DegradedLimiter { table: Mutex::new(table), journal, grace, leaderless_since: Mutex::new(None) })
+    }
+
+    /// Puts a batch of decisions' local charges on disk; until this returns, none of them may be answered.
+    ///
+    /// # Errors
+    ///
+    /// If the journal cannot be written: the decisions must then be refused (the charges stay in memory, which
+    /// only under-admits).
+    pub(crate) async fn record(&self, charges: &[LocalCharge], now: Nanos) -> Result<(), JournalError> {
+        if charges.is_empty() {
+            return Ok(());
+        }
+        self.journal.append(charges, now).await
+    }
+
+    /// How long a node must be without a working leader before it spends `local` shares.
+    pub(crate) fn grace(&self) -> Duration {
+        self.grace
     }
 
     /// Records whether this node has a working leader right now; returns whether it has been without one for the
@@ -75,7 +123,8 @@ impl DegradedLimiter {
     }
 
     /// Decides a planned check without the cluster, following each policy's `on_no_quorum`; `local` limits are
-    /// denied unless `local_allowed` (see the module docs).
+    /// denied unless `local_allowed` (see the module docs). The caller [records](Self::record) the charges before
+    /// answering.
     ///
     /// # Errors
     ///
@@ -87,7 +136,7 @@ impl DegradedLimiter {
         peek: bool,
         context: DegradedContext,
         local_allowed: bool,
-    ) -> Result<CheckOutcome, CheckError> {
+    ) -> Result<DegradedDecision, CheckError> {
         let voters = context.voters.max(1);
         let mut decisions: Vec<Option<LimitDecision>> = vec![None; plan.limits.len()];
         let mut local: Vec<LimitRef<'_>> = Vec::new();
@@ -141,15 +190,30 @@ impl DegradedLimiter {
             }
         }
         let any_denied = decisions.iter().flatten().any(|d| !d.decision.allowed);
+        let mut charges = Vec::new();
         if !local.is_empty() {
             let costs: Vec<u64> = local_index.iter().map(|&i| plan.limits[i].cost.get()).collect();
             let mut table = self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // Charge the local limits only if every other limit allows the request (all or nothing).
-            let outcome = if peek || any_denied {
-                table.peek_each(context.now, &local, &costs)
-            } else {
-                table.check_each(context.now, &local, &costs)
+            let charge = !peek && !any_denied;
+            let outcome = match charge {
+                true => table.check_each(context.now, &local, &costs),
+                false => table.peek_each(context.now, &local, &costs),
             }?;
+            if charge && outcome.allowed {
+                charges = local
+                    .iter()
+                    .zip(&costs)
+                    .map(|(limit, &cost)| LocalCharge {
+                        policy: limit.policy,
+                        key: limit.key.into(),
+                        limiter: limit.limiter,
+                        share: limit.effective_limit,
+                        cost,
+                        at: context.now,
+                    })
+                    .collect();
+            }
             for (decision, &i) in outcome.limits.into_iter().zip(&local_index) {
                 decisions[i] = Some(decision);
             }
@@ -157,7 +221,7 @@ impl DegradedLimiter {
         let limits: Vec<LimitDecision> = decisions.into_iter().flatten().collect();
         let allowed = !limits.is_empty() && limits.iter().all(|l| l.decision.allowed);
         let decision = most_restrictive(&limits).unwrap_or_else(|| denied(0, 0));
-        Ok(CheckOutcome { allowed, decision, limits })
+        Ok(DegradedDecision { outcome: CheckOutcome { allowed, decision, limits }, charges })
     }
 }
 
@@ -195,11 +259,16 @@ mod tests {
 
     fn decide(limiter: &DegradedLimiter, plan: &Plan, peek: bool, local_allowed: bool) -> CheckOutcome {
         let context = DegradedContext { multiplier: Multiplier::ONE, voters: 3, now: T0 };
-        limiter.decide(&policies(), plan, peek, context, local_allowed).unwrap()
+        limiter.decide(&policies(), plan, peek, context, local_allowed).unwrap().outcome
+    }
+
+    fn open(db: &sled::Db) -> DegradedLimiter {
+        let journal = LocalJournal::open(db, crate::io::IoMode::Background).unwrap();
+        DegradedLimiter::open(journal, TableConfig::default(), Duration::from_secs(1), T0).unwrap()
     }
 
     fn limiter() -> DegradedLimiter {
-        DegradedLimiter::new(TableConfig::default(), Duration::from_secs(1))
+        open(&sled::Config::new().temporary(true).open().unwrap())
     }
 
     #[test]
@@ -222,6 +291,25 @@ mod tests {
         let limiter = limiter();
         let allowed = (0..30).filter(|_| decide(&limiter, &one("shared"), false, true).allowed).count();
         assert_eq!(allowed, 10);
+    }
+
+    #[tokio::test]
+    async fn a_restarted_node_does_not_get_its_local_share_again() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let limiter = open(&sled::open(dir.path()).unwrap());
+            let context = DegradedContext { multiplier: Multiplier::ONE, voters: 3, now: T0 };
+            for _ in 0..7 {
+                let decided = limiter.decide(&policies(), &one("shared"), false, context, true).unwrap();
+                assert!(decided.outcome.allowed);
+                limiter.record(&decided.charges, T0).await.unwrap();
+            }
+            let peeked = limiter.decide(&policies(), &one("shared"), true, context, true).unwrap();
+            assert!(peeked.charges.is_empty(), "a peek charges nothing");
+        }
+        let restarted = open(&sled::open(dir.path()).unwrap());
+        let allowed = (0..30).filter(|_| decide(&restarted, &one("shared"), false, true).allowed).count();
+        assert_eq!(allowed, 3, "7 of the share of 10 were spent before the restart");
     }
 
     #[test]

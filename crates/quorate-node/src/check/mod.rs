@@ -13,6 +13,7 @@
 //! gRPC status.
 
 pub(crate) mod degraded;
+pub(crate) mod local_journal;
 mod pipeline;
 mod returns;
 mod verdict;

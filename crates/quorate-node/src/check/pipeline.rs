@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quorate_core::CheckOutcome;
+use quorate_core::Nanos;
 use quorate_core::plan::{Check, Plan, Refund};
 use quorate_core::policy::PolicySet;
 use tokio::time::Instant;
 
 use super::Verdict;
 use super::degraded::{DegradedContext, DegradedLimiter};
+use super::local_journal::LocalCharge;
 use crate::batcher::Batcher;
 use crate::clock::Clock;
 use crate::cluster::{Cluster, PeerError, Route};
@@ -168,6 +169,14 @@ impl Pipeline {
             if planned.is_empty() {
                 return finish(results, &CheckError::Internal("no check left to decide".to_owned()));
             }
+            // A node cut off for longer than the grace period answers at once rather than making every caller
+            // wait out the deadline for a leader it will not find; it is healthy again as soon as a leader
+            // reaches it.
+            if self.cut_off() {
+                let error = CheckError::NoLeader { waited: self.inner.degraded.grace() };
+                self.decide_all_degraded(&policies, planned, &calls, &mut results, &error).await;
+                return finish(results, &error);
+            }
             match self.commit(commands, deadline).await {
                 Ok(outcomes) => {
                     let mut stale = false;
@@ -200,11 +209,11 @@ impl Pipeline {
                 }
                 Err(Attempt::Retry) => {
                     if let Err(error) = self.pause_before_retry(started, deadline).await {
-                        self.decide_all_degraded(&policies, planned, &calls, &mut results, &error);
+                        self.decide_all_degraded(&policies, planned, &calls, &mut results, &error).await;
                     }
                 }
                 Err(Attempt::Failed(error)) => {
-                    self.decide_all_degraded(&policies, planned, &calls, &mut results, &error)
+                    self.decide_all_degraded(&policies, planned, &calls, &mut results, &error).await
                 }
             }
             if results.iter().all(Option::is_some) {
@@ -344,8 +353,9 @@ impl Pipeline {
     }
 
     /// Answers every planned check after a failed commit: degraded if the failure was for want of a quorum,
-    /// else with the error.
-    fn decide_all_degraded(
+    /// else with the error. Local-mode charges go to disk in one flush before any of them is answered; if that
+    /// fails, the checks that charged are refused.
+    async fn decide_all_degraded(
         &self,
         policies: &Arc<PolicySet>,
         planned: Vec<(usize, Plan)>,
@@ -353,26 +363,59 @@ impl Pipeline {
         results: &mut [Option<Result<Verdict, CheckError>>],
         error: &CheckError,
     ) {
+        if !error.is_no_quorum() {
+            for (i, _) in planned {
+                results[i] = Some(Err(error.clone()));
+            }
+            return;
+        }
+        let now = self.inner.clock.now();
+        let mut charges = Vec::new();
+        let mut charged = Vec::new();
         for (i, plan) in planned {
-            results[i] = Some(match error.is_no_quorum() {
-                true => self.decide_degraded(policies, plan, calls[i].check.peek),
-                false => Err(error.clone()),
+            results[i] = Some(match self.decide_degraded(policies, plan, calls[i].check.peek, now) {
+                Ok((verdict, spent)) => {
+                    if !spent.is_empty() {
+                        charges.extend(spent);
+                        charged.push(i);
+                    }
+                    Ok(verdict)
+                }
+                Err(error) => Err(error),
             });
+        }
+        if let Err(error) = self.inner.degraded.record(&charges, now).await {
+            tracing::error!(%error, "could not record local-mode decisions; refusing them");
+            for i in charged {
+                results[i] = Some(Err(CheckError::LocalJournal(error.to_string())));
+            }
         }
     }
 
-    /// Decides a planned check by its policies' `on_no_quorum` modes.
-    fn decide_degraded(&self, policies: &Arc<PolicySet>, plan: Plan, peek: bool) -> Result<Verdict, CheckError> {
+    /// Whether this node has been without a working leader for the whole grace period.
+    fn cut_off(&self) -> bool {
         let healthy = self.inner.cluster.has_working_leader(self.inner.quorum_ack_within);
-        let local_allowed = self.inner.degraded.observe_leader(healthy);
+        self.inner.degraded.observe_leader(healthy)
+    }
+
+    /// Decides a planned check by its policies' `on_no_quorum` modes, at `now` on this node's clock; with the
+    /// local charges it made.
+    fn decide_degraded(
+        &self,
+        policies: &Arc<PolicySet>,
+        plan: Plan,
+        peek: bool,
+        now: Nanos,
+    ) -> Result<(Verdict, Vec<LocalCharge>), CheckError> {
+        let local_allowed = self.cut_off();
         let context = DegradedContext {
             multiplier: self.inner.state_machine.replica().multiplier(),
             voters: self.inner.cluster.voters(),
-            now: self.inner.clock.now(),
+            now,
         };
         tracing::debug!(local_allowed, "no quorum: degraded decision");
-        let outcome: CheckOutcome = self.inner.degraded.decide(policies, &plan, peek, context, local_allowed)?;
-        Ok(Verdict::degraded(outcome, plan, policies.clone()))
+        let decided = self.inner.degraded.decide(policies, &plan, peek, context, local_allowed)?;
+        Ok((Verdict::degraded(decided.outcome, plan, policies.clone()), decided.charges))
     }
 }
 
