@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeVar, cast
@@ -35,6 +35,7 @@ from .config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEADLINE,
     DEFAULT_LEADER_REFRESH,
+    DEFAULT_MAX_BATCH,
     DEFAULT_MAX_CONCURRENCY,
     FailureMode,
     FailureModeLike,
@@ -43,7 +44,16 @@ from .config import (
 )
 from .decision import Decision, Source
 from .descriptors import Descriptor, DescriptorsLike, normalize
-from .errors import ClientClosed, InvalidArgument, QuorateError, Timeout, Unavailable, from_status
+from .errors import (
+    ClientClosed,
+    InvalidArgument,
+    QuorateError,
+    RpcError,
+    Timeout,
+    Unavailable,
+    from_status,
+    status_code,
+)
 from .fallback import LocalLimiter
 
 log = logging.getLogger("quorate")
@@ -80,7 +90,9 @@ class AsyncClient:
     - ``discover_leader`` (True): ask ``Admin.Status`` for the leader and the members' addresses; turn it off
       behind a load balancer or when the advertised addresses are not reachable from here;
     - ``leader_refresh`` (30 s): re-check a cached leader this old in the background;
-    - ``max_concurrency`` (64): checks of one :meth:`check_many` in flight at once;
+    - ``max_concurrency`` (64): calls of one :meth:`check_many` in flight at once;
+    - ``max_batch`` (256): the most checks one ``CheckBatch`` call of :meth:`check_many` carries (keep it at or
+      under the nodes' ``max_batch_items``, 1,000 by default);
     - ``token`` / ``token_file`` (else ``$QUORATE_TOKEN``): sent as ``authorization: Bearer <token>``;
     - ``ca_cert``, ``client_cert``, ``client_key``, ``tls_server_name``: TLS (mutual with a client pair).
 
@@ -99,6 +111,7 @@ class AsyncClient:
         discover_leader: bool = True,
         leader_refresh: float = DEFAULT_LEADER_REFRESH,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_batch: int = DEFAULT_MAX_BATCH,
         token: str | None = None,
         token_file: str | os.PathLike[str] | None = None,
         ca_cert: str | os.PathLike[str] | None = None,
@@ -118,6 +131,7 @@ class AsyncClient:
             discover_leader=discover_leader,
             leader_refresh=leader_refresh,
             max_concurrency=max_concurrency,
+            max_batch=max_batch,
         )
         self._security = Security.build(
             token=token,
@@ -190,24 +204,33 @@ class AsyncClient:
     async def check_many(
         self, checks: Iterable[CheckItem | DescriptorsLike], *, peek: bool = False
     ) -> list[Decision | QuorateError]:
-        """Checks many requests at once; returns one result per request, in order: its decision or its error.
+        """Checks many requests in ``CheckBatch`` calls; returns one result per request, in order: its decision or
+        its error.
 
-        Each item is a :class:`CheckItem` or bare descriptors (cost 1). Each is decided as by :meth:`check`
-        (independently: one request's denial charges nothing of another's), at most ``max_concurrency`` in
-        flight over the shared channels; the failure mode applies per request. The node's API has no batch call
-        yet: when it gains ``CheckBatch``, this method will send batches with it, with the same results.
+        Each item is a :class:`CheckItem` or bare descriptors (cost 1), and is its own atomic decision (one
+        request's denial charges nothing of another's). Items go out in batch calls of at most ``max_batch``, at
+        most ``max_concurrency`` calls in flight, each sent and retried like one check (leader first, failover
+        within the deadline; a batch of peeks like a peek). Each result is what :meth:`check` (or :meth:`peek`)
+        would have returned or raised for that request: the same :class:`~quorate.Decision`, the same error
+        classes; an item the node answers ``UNAVAILABLE`` on its own is sent again alone, as a lone check would
+        have been retried; when a batch call finds the cluster unreachable, the failure mode decides each of its
+        requests. Requests with no descriptor or a cost out of range get their
+        :class:`~quorate.errors.InvalidArgument` without being sent.
         """
         items = [item if isinstance(item, CheckItem) else CheckItem(item) for item in checks]
+        results: list[Decision | QuorateError | None] = [None] * len(items)
+        pending: list[_Pending] = []
+        for i, item in enumerate(items):
+            try:
+                pending.append(_Pending(i, normalize(item.descriptors), _valid_cost(item.cost)))
+            except InvalidArgument as error:
+                results[i] = error
+        size = self._settings.max_batch
         semaphore = asyncio.Semaphore(self._settings.max_concurrency)
-
-        async def one(item: CheckItem) -> Decision | QuorateError:
-            async with semaphore:
-                try:
-                    return await self._decide(normalize(item.descriptors), item.cost, peek=peek)
-                except QuorateError as error:
-                    return error
-
-        return list(await asyncio.gather(*(one(item) for item in items)))
+        chunks = [pending[start : start + size] for start in range(0, len(pending), size)]
+        await asyncio.gather(*(self._check_chunk(chunk, peek, semaphore, results) for chunk in chunks))
+        missing = RpcError(grpc.StatusCode.INTERNAL, "a check of the batch got no answer")
+        return [missing if result is None else result for result in results]
 
     async def refund(self, descriptors: DescriptorsLike, amount: int) -> None:
         """Gives ``amount`` units back to every limit the descriptors resolve to, e.g. to settle a reservation of
@@ -276,28 +299,105 @@ class AsyncClient:
     # -- the decision path --------------------------------------------------------------------------------------
 
     async def _decide(self, descriptors: tuple[Descriptor, ...], cost: int, *, peek: bool) -> Decision:
-        if not 0 <= cost <= _U64_MAX:
-            raise InvalidArgument(f"cost must be between 0 and 2^64-1, not {cost}")
-        cost = max(cost, 1)
+        """Decides one check or peek with one ``Check`` call, else by the failure mode."""
+        if self._closed:
+            raise ClientClosed()
+        cost = _valid_cost(cost)
+        try:
+            response = await self._send_check(descriptors, cost, peek)
+        except QuorateError as error:
+            return self._settle(error, descriptors, cost, peek)
+        return Decision.from_wire(response)
+
+    async def _send_check(self, descriptors: Sequence[Descriptor], cost: int, peek: bool) -> pb.CheckResponse:
+        """One ``Check`` call, retried as a check (or as a read for a peek)."""
         request = pb.CheckRequest(descriptors=_to_wire(descriptors), cost=cost, peek=peek)
         metadata = self._security.metadata
-        try:
-            response = await self._call(
-                Call.READ if peek else Call.CHECK,
-                lambda node, budget: node.limiter.Check(request, timeout=budget, metadata=metadata),
+        response = await self._call(
+            Call.READ if peek else Call.CHECK,
+            lambda node, budget: node.limiter.Check(request, timeout=budget, metadata=metadata),
+        )
+        return cast(pb.CheckResponse, response)
+
+    def _settle(self, error: QuorateError, descriptors: Sequence[Descriptor], cost: int, peek: bool) -> Decision:
+        """The failure mode's decision for a check the cluster could not be reached for; raises ``error`` if it
+        is not an unreachable cluster, or the client fails closed."""
+        if not error.unreachable:
+            raise error
+        mode = self._settings.failure_mode
+        if mode is FailureMode.OPEN:
+            log.debug("quorate unreachable: failing open: %s", error)
+            return Decision.local(Source.FAIL_OPEN, True, [])
+        if self._fallback is not None:
+            log.debug("quorate unreachable: deciding with the local fallback: %s", error)
+            return self._fallback.check(descriptors, cost, peek, time.monotonic_ns())
+        raise error
+
+    async def _check_chunk(
+        self,
+        chunk: list[_Pending],
+        peek: bool,
+        semaphore: asyncio.Semaphore,
+        results: list[Decision | QuorateError | None],
+    ) -> None:
+        """Decides one batch of :meth:`check_many` with one ``CheckBatch`` call, writing each item's result."""
+        request = pb.CheckBatchRequest(
+            checks=[pb.CheckRequest(descriptors=_to_wire(p.descriptors), cost=p.cost, peek=peek) for p in chunk]
+        )
+        metadata = self._security.metadata
+        async with semaphore:
+            try:
+                answer = cast(
+                    pb.CheckBatchResponse,
+                    await self._call(
+                        Call.READ if peek else Call.CHECK,
+                        lambda node, budget: node.limiter.CheckBatch(request, timeout=budget, metadata=metadata),
+                    ),
+                )
+            except QuorateError as error:
+                for p in chunk:
+                    results[p.index] = self._settle_item(error, p, peek)
+                return
+        if len(answer.results) != len(chunk):
+            mismatch = RpcError(
+                grpc.StatusCode.INTERNAL,
+                f"a batch of {len(chunk)} checks was answered with {len(answer.results)} results",
             )
-        except QuorateError as error:
-            if not error.unreachable:
-                raise
-            mode = self._settings.failure_mode
-            if mode is FailureMode.OPEN:
-                log.debug("quorate unreachable: failing open: %s", error)
-                return Decision.local(Source.FAIL_OPEN, True, [])
-            if self._fallback is not None:
-                log.debug("quorate unreachable: deciding with the local fallback: %s", error)
-                return self._fallback.check(descriptors, cost, peek, time.monotonic_ns())
-            raise
-        return Decision.from_wire(cast(pb.CheckResponse, response))
+            for p in chunk:
+                results[p.index] = mismatch
+            return
+        again: list[_Pending] = []
+        for p, result in zip(chunk, answer.results):
+            kind = result.WhichOneof("result")
+            if kind == "decision":
+                results[p.index] = Decision.from_wire(result.decision)
+            elif kind == "error":
+                code = status_code(result.error.code)
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    again.append(p)
+                else:
+                    results[p.index] = from_status(code, result.error.message)
+            else:
+                results[p.index] = RpcError(grpc.StatusCode.INTERNAL, "a batch result was empty")
+
+        async def alone(p: _Pending) -> None:
+            # As a lone check answered UNAVAILABLE would have been retried (possibly on another node).
+            async with semaphore:
+                try:
+                    response = await self._send_check(p.descriptors, p.cost, peek)
+                except QuorateError as error:
+                    results[p.index] = self._settle_item(error, p, peek)
+                else:
+                    results[p.index] = Decision.from_wire(response)
+
+        await asyncio.gather(*(alone(p) for p in again))
+
+    def _settle_item(self, error: QuorateError, p: _Pending, peek: bool) -> Decision | QuorateError:
+        try:
+            return self._settle(error, p.descriptors, p.cost, peek)
+        except QuorateError as final:
+            return final
+
 
     async def _call(self, call: Call, attempt: Callable[[NodeChannel, float], Awaitable[object]]) -> object:
         """Runs ``attempt`` on a node, retrying on others within the deadline as :mod:`quorate._retry` says."""
@@ -428,6 +528,22 @@ class AsyncClient:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A request of :meth:`AsyncClient.check_many` to send: its place in the results, descriptors and cost."""
+
+    index: int
+    descriptors: tuple[Descriptor, ...]
+    cost: int
+
+
+def _valid_cost(cost: int) -> int:
+    """``cost`` as sent (0 counts as 1), or :class:`~quorate.errors.InvalidArgument` if it is no u64."""
+    if not 0 <= cost <= _U64_MAX:
+        raise InvalidArgument(f"cost must be between 0 and 2^64-1, not {cost}")
+    return max(cost, 1)
 
 
 def _to_wire(descriptors: Iterable[Descriptor]) -> list[pb.Descriptor]:
