@@ -81,7 +81,7 @@ async def test_each_item_gets_what_a_lone_check_would_have_got_in_order(nodes: S
         "InvalidArgument",
         "c",
     ]
-    for got, want in zip(many, lone):
+    for got, want in zip(many, lone, strict=True):
         assert type(got) is type(want)
         if isinstance(got, Decision):
             assert got == want
@@ -211,9 +211,9 @@ async def test_a_batch_refused_as_a_whole_gives_each_item_the_error(nodes: Start
     assert len(node.batches()) == 1
 
 
-async def test_peeks_go_in_batches_too(nodes: StartNode) -> None:
+async def test_peeks_go_in_batches_too_and_a_lease_mode_client_sends_no_lease_with_them(nodes: StartNode) -> None:
     node = await nodes(by_value)
-    async with AsyncClient([node.url], discover_leader=False) as client:
+    async with AsyncClient([node.url], discover_leader=False, leases=True) as client:
         await client.check_many([{"api_key": "a"}] * 3, peek=True)
         await client.check_many([{"api_key": "a"}] * 3)
     assert [[(c.peek, c.HasField("lease")) for c in batch] for batch in node.batches()] == [

@@ -2,7 +2,7 @@
 
 - :class:`AsyncClient` (grpc.aio) and :class:`Client` (blocking): checks, peeks, refunds and load reports sent
   to the leader (learnt from ``Admin.Status``), retried on another node within a deadline; one channel per node;
-  ``check_many`` in ``CheckBatch`` calls.
+  ``check_many`` in ``CheckBatch`` calls; lease mode (``leases=True``) decides hot keys in process.
 - :class:`FailureMode` / :class:`LocalLimit`: what a check returns when the cluster is unreachable: an error
   (closed, the default), allow (open), or a per-key token bucket in this process (local).
 - :class:`Decision`: allowed, limit, remaining, reset and retry-after, every limit checked, whether it is

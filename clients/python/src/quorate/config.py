@@ -89,6 +89,7 @@ class Settings:
     leader_refresh: float
     max_concurrency: int
     max_batch: int = DEFAULT_MAX_BATCH
+    leases: bool = False
 
     @classmethod
     def build(
@@ -105,6 +106,7 @@ class Settings:
         leader_refresh: float,
         max_concurrency: int,
         max_batch: int = DEFAULT_MAX_BATCH,
+        leases: bool = False,
     ) -> Settings:
         """Validates every setting.
 
@@ -147,6 +149,7 @@ class Settings:
             leader_refresh=float(leader_refresh),
             max_concurrency=max_concurrency,
             max_batch=max_batch,
+            leases=bool(leases),
         )
 
     def target(self, url: str) -> str:
