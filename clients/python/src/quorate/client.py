@@ -139,7 +139,8 @@ class Client:
     def check_many(
         self, checks: Iterable[CheckItem | DescriptorsLike], *, peek: bool = False
     ) -> list[Decision | QuorateError]:
-        """Checks many requests concurrently; see :meth:`AsyncClient.check_many <quorate.AsyncClient.check_many>`."""
+        """Checks many requests in ``CheckBatch`` calls; see
+        :meth:`AsyncClient.check_many <quorate.AsyncClient.check_many>`."""
         return self._run(self._async.check_many(list(checks), peek=peek))
 
     def refund(self, descriptors: DescriptorsLike, amount: int) -> None:
