@@ -57,6 +57,23 @@ algorithm = "token_bucket"
 limit = 1000000
 period = "1s"
 
+# Lease-enabled tiers. Windows, so that leases admit no more than strict checks; two half-hour buckets, so that a
+# lease is almost never cut short by the end of the bucket it was charged to. `agent` leases live long enough for
+# a test to see them held; `admin` has the defaults (250 ms), for the returns of expired leases.
+[policies.agent]
+algorithm = "sliding_window"
+limit = 200
+period = "1h"
+precision = 2
+lease = { ttl = "30s", max_share = 0.1, reserve = 0.1 }
+
+[policies.admin]
+algorithm = "sliding_window"
+limit = 1000
+period = "1h"
+precision = 2
+lease = true
+
 [[rules]]
 dimension = "api_key"
 prefix = "free_"
@@ -66,6 +83,16 @@ policy = "free"
 dimension = "api_key"
 prefix = "pro_"
 policy = "pro"
+
+[[rules]]
+dimension = "api_key"
+prefix = "agent_"
+policy = "agent"
+
+[[rules]]
+dimension = "api_key"
+prefix = "admin_"
+policy = "admin"
 
 [[rules]]
 dimension = "api_key"

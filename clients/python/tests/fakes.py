@@ -1,8 +1,10 @@
 """Fake Quorate nodes: grpc.aio servers on 127.0.0.1:0 in the test's event loop.
 
-A :class:`FakeNode` answers ``Check`` with a handler (a fixed response, a gRPC error, a delay), answers
-``Admin.Status`` with what :meth:`FakeNode.set_status` set (by default: no leader known), and records every call's
-request, metadata and peer, so that tests can assert where calls went and what they carried.
+A :class:`FakeNode` answers ``Check`` with a handler (a fixed response, a gRPC error, a delay), each check of a
+``CheckBatch`` with the same handler (a gRPC error becomes that item's ``ItemError``) unless a ``batch_handler``
+answers the whole call, ``ReturnLeases`` with an empty answer, ``Admin.Status`` with what
+:meth:`FakeNode.set_status` set (by default: no leader known), and records every call's request, metadata and
+peer, so that tests can assert where calls went and what they carried.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Call:
 
 
 Handler = Callable[[pb.CheckRequest], "pb.CheckResponse | tuple[grpc.StatusCode, str]"]
+BatchHandler = Callable[[pb.CheckBatchRequest], "pb.CheckBatchResponse | tuple[grpc.StatusCode, str] | None"]
 
 
 @dataclass
@@ -72,6 +75,8 @@ class FakeNode:
 
     handler: Handler
     delay: float = 0.0
+    #: Answers a whole ``CheckBatch`` call if set and it returns something (else each check goes to ``handler``).
+    batch_handler: BatchHandler | None = None
     calls: list[Call] = field(default_factory=list)
     status: admin_pb2.StatusResponse = field(default_factory=admin_pb2.StatusResponse)
     port: int = 0
@@ -94,6 +99,13 @@ class FakeNode:
 
     def last(self, method: str = "Check") -> Call:
         return [call for call in self.calls if call.method == method][-1]
+
+    def requests(self, method: str = "Check") -> list[object]:
+        return [call.request for call in self.calls if call.method == method]
+
+    def batches(self) -> list[list[pb.CheckRequest]]:
+        """The checks of every ``CheckBatch`` call, in arrival order."""
+        return [list(request.checks) for request in self.requests("CheckBatch")]  # type: ignore[attr-defined]
 
     def set_status(self, node_id: int, leader_id: int, members: Sequence[tuple[int, str]]) -> None:
         self.status = admin_pb2.StatusResponse(
@@ -134,6 +146,34 @@ class _Limiter(rate_limiter_pb2_grpc.RateLimiterServicer):  # type: ignore[misc]
         if isinstance(answer, tuple):
             await context.abort(*answer)
         return answer
+
+    async def CheckBatch(
+        self, request: pb.CheckBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CheckBatchResponse:
+        self.node.record("CheckBatch", request, context)
+        if self.node.delay:
+            await asyncio.sleep(self.node.delay)
+        if self.node.batch_handler is not None:
+            whole = self.node.batch_handler(request)
+            if isinstance(whole, tuple):
+                await context.abort(*whole)
+            if whole is not None:
+                return whole
+        results = []
+        for check in request.checks:
+            answer = self.node.handler(check)
+            if isinstance(answer, tuple):
+                code, message = answer
+                results.append(pb.CheckResult(error=pb.ItemError(code=code.value[0], message=message)))
+            else:
+                results.append(pb.CheckResult(decision=answer))
+        return pb.CheckBatchResponse(results=results)
+
+    async def ReturnLeases(
+        self, request: pb.ReturnLeasesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReturnLeasesResponse:
+        self.node.record("ReturnLeases", request, context)
+        return pb.ReturnLeasesResponse()
 
     async def Refund(self, request: pb.RefundRequest, context: grpc.aio.ServicerContext) -> pb.RefundResponse:
         self.node.record("Refund", request, context)

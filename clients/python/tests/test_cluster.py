@@ -1,7 +1,8 @@
 """The package against a real three-node cluster (``quorate serve`` processes started by the fixtures in
 ``conftest.py``): tiers spend exactly their limits, exact totals from concurrent tasks spread over all nodes, the
-middleware's 429 end to end, reserve-then-settle with refunds, failover when the node the client talks to is
-killed with SIGKILL, and 503 when every node is down. Each test uses keys of its own."""
+middleware's 429 end to end, check_many's batches (each item its own decision or error), reserve-then-settle with
+refunds, failover when the node the client talks to is killed with SIGKILL, and 503 when every node is down. Each
+test uses keys of its own. Lease mode is in ``test_cluster_leases.py``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from cluster import Cluster
-from quorate import AsyncClient, Client, Decision, Source, Unavailable
+from quorate import AsyncClient, CheckItem, Client, Decision, InvalidArgument, Source, Unavailable
 from quorate.asgi import RateLimitMiddleware
 
 pytestmark = [pytest.mark.anyio, pytest.mark.cluster]
@@ -63,12 +64,42 @@ async def test_concurrent_tasks_spread_over_all_nodes_admit_exactly_the_limit_in
     assert (after.allowed, after.remaining) == (False, 0)
 
 
-async def test_check_many_spends_exactly_the_limit_across_a_batch(cluster: Cluster) -> None:
+async def test_check_many_spends_exactly_the_limit_across_batches_in_flight_together(cluster: Cluster) -> None:
     key = {"api_key": fresh("free_")}
-    async with AsyncClient(cluster.endpoints, max_concurrency=16) as client:
+    # Seven CheckBatch calls of at most four checks, up to three in flight at once.
+    async with AsyncClient(cluster.endpoints, max_concurrency=3, max_batch=4) as client:
         results = await client.check_many([key] * 25)
+        peek = await client.peek(key)
     assert all(isinstance(result, Decision) for result in results)
     assert sum(result.allowed for result in results if isinstance(result, Decision)) == 10
+    assert sorted(r.remaining for r in results if isinstance(r, Decision) and r.allowed) == list(range(10))
+    assert (peek.allowed, peek.remaining) == (False, 0)
+
+
+async def test_check_many_gives_a_bad_item_its_own_error_and_decides_the_others(cluster: Cluster) -> None:
+    free, pro = fresh("free_"), fresh("pro_")
+    items: list[CheckItem | dict[str, str]] = [
+        *[{"api_key": free}] * 6,
+        {"nope": "no-rule-for-this"},
+        CheckItem({"api_key": pro}, cost=51),
+        {},
+        CheckItem({"api_key": pro}, cost=5),
+        *[{"api_key": free}] * 6,
+    ]
+    async with AsyncClient(cluster.endpoints) as client:
+        results = await client.check_many(items)
+        after = [await client.peek({"api_key": key}) for key in (free, pro)]
+    kinds = [type(r).__name__ if not isinstance(r, Decision) else r.allowed for r in results]
+    assert kinds == [True] * 6 + ["InvalidArgument"] * 3 + [True] + [True] * 4 + [False] * 2
+    bad_dimension, too_costly, empty = results[6:9]
+    assert isinstance(bad_dimension, InvalidArgument) and "nope" in bad_dimension.message
+    assert isinstance(too_costly, InvalidArgument) and "exceeds the limit" in too_costly.message
+    assert isinstance(empty, InvalidArgument)
+    # One batch, decided in item order: free spends 10 of its 10, pro 5 of its 50 (the bad items charge nothing).
+    free_remaining = [r.remaining for r in results[:6] + results[10:] if isinstance(r, Decision)]
+    assert free_remaining == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0, 0]
+    assert isinstance(results[9], Decision) and (results[9].policy, results[9].remaining) == ("pro", 45)
+    assert [(p.policy, p.remaining) for p in after] == [("free", 0), ("pro", 45)]
 
 
 async def test_the_middleware_admits_up_to_the_limit_then_answers_429_with_the_headers(cluster: Cluster) -> None:

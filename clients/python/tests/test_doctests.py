@@ -11,6 +11,8 @@ MODULES = [
     "quorate.client",
     "quorate.config",
     "quorate.descriptors",
+    "quorate.errors",
+    "quorate._leases",
     "quorate.headers",
     "quorate.asgi.identity",
     "quorate.backoff.hints",

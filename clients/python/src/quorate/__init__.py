@@ -1,7 +1,8 @@
 """A Python client for Quorate that keeps deciding while nodes fail, an ASGI middleware, and agent backoff.
 
 - :class:`AsyncClient` (grpc.aio) and :class:`Client` (blocking): checks, peeks, refunds and load reports sent
-  to the leader (learnt from ``Admin.Status``), retried on another node within a deadline; one channel per node.
+  to the leader (learnt from ``Admin.Status``), retried on another node within a deadline; one channel per node;
+  ``check_many`` in ``CheckBatch`` calls; lease mode (``leases=True``) decides hot keys in process.
 - :class:`FailureMode` / :class:`LocalLimit`: what a check returns when the cluster is unreachable: an error
   (closed, the default), allow (open), or a per-key token bucket in this process (local).
 - :class:`Decision`: allowed, limit, remaining, reset and retry-after, every limit checked, whether it is
@@ -33,6 +34,7 @@ from .config import (
     DEFAULT_DEADLINE,
     DEFAULT_LEADER_REFRESH,
     DEFAULT_LOCAL_MAX_KEYS,
+    DEFAULT_MAX_BATCH,
     DEFAULT_MAX_CONCURRENCY,
     FailureMode,
     FailureModeLike,
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_LEADER_REFRESH",
     "DEFAULT_LOCAL_MAX_KEYS",
+    "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_CONCURRENCY",
     "IP",
     "LOCAL_POLICY",

@@ -151,7 +151,8 @@ class Routing(Generic[Node]):
         """Takes in one node's ``Status`` answer; returns True if it named a leader this client can reach.
 
         The latest membership replaces the previous one (removed nodes stop being tried). The node reached is
-        known to be reachable at ``reached``; any other leader at its advertised address.
+        known to be reachable at ``reached``; any other leader at its advertised address, unless a call to that
+        address failed within :data:`DOWN_COOLDOWN` (the answer is then taken as stale: no leader).
         """
         members = tuple(members)
         learnt = []
@@ -168,6 +169,11 @@ class Routing(Generic[Node]):
             addr = next((member.addr for member in members if member.id == leader_id), None)
             leader_url = self._url_of(addr) if addr is not None else None
         if leader_url is None:
+            return False
+        # A follower that names a leader this client saw fail within the cooldown has most likely not noticed its
+        # death yet (it lasts until the election timeout): caching it would keep a dead leader until the cooldown
+        # ends while checks take the rotation. Ask on (or again after the discovery gap) instead.
+        if leader_url != reached and not self._is_up(leader_url, now):
             return False
         self._leader = _Leader(url=leader_url, learnt=now)
         return True

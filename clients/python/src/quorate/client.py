@@ -4,6 +4,10 @@ A ``Client`` owns an :class:`~quorate.AsyncClient` and a private event loop runn
 runs there and blocks the calling thread until it is done. So both clients behave exactly alike (same channels
 per node, same retries and failure modes), and a ``Client`` is safe to share between threads. Do not call it from
 async code: use :class:`~quorate.AsyncClient` there.
+
+In lease mode a check is first tried against the leases in the calling thread (the lease cache is thread-safe), so
+a decision from a lease costs no hop to the loop thread; the task that gives back expired leases runs on the
+private loop, like every call.
 """
 
 from __future__ import annotations
@@ -11,25 +15,27 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ._proto.quorate.v1 import admin_pb2
-from .aio import AsyncClient, CheckItem
+from .aio import AsyncClient, CheckItem, _valid_cost
 from .config import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEADLINE,
     DEFAULT_LEADER_REFRESH,
+    DEFAULT_MAX_BATCH,
     DEFAULT_MAX_CONCURRENCY,
     FailureMode,
     FailureModeLike,
     LocalLimit,
 )
 from .decision import Decision
-from .descriptors import DescriptorsLike
+from .descriptors import DescriptorsLike, normalize
 from .errors import ClientClosed, QuorateError
 
 T = TypeVar("T")
@@ -56,6 +62,8 @@ class Client:
         discover_leader: bool = True,
         leader_refresh: float = DEFAULT_LEADER_REFRESH,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        leases: bool = False,
         token: str | None = None,
         token_file: str | os.PathLike[str] | None = None,
         ca_cert: str | os.PathLike[str] | None = None,
@@ -73,6 +81,8 @@ class Client:
             discover_leader=discover_leader,
             leader_refresh=leader_refresh,
             max_concurrency=max_concurrency,
+            max_batch=max_batch,
+            leases=leases,
             token=token,
             token_file=token_file,
             ca_cert=ca_cert,
@@ -103,9 +113,24 @@ class Client:
         """The URL of the leader this client sends calls to, if it knows one."""
         return self._async.leader
 
+    @property
+    def leases(self) -> bool:
+        """True in lease mode: checks of hot keys are decided here from leased quota."""
+        return self._async.leases
+
     def check(self, descriptors: DescriptorsLike, cost: int = 1) -> Decision:
         """Checks and charges a request; see :meth:`AsyncClient.check <quorate.AsyncClient.check>`."""
-        return self._run(self._async.check(descriptors, cost))
+        leases = self._async._leases
+        if leases is None:
+            return self._run(self._async.check(descriptors, cost))
+        if self._closed:
+            raise ClientClosed()
+        normalized, cost = normalize(descriptors), _valid_cost(cost)
+        sent_at = time.monotonic_ns()
+        local = leases.try_local(normalized, cost, sent_at)
+        if local is not None:
+            return local
+        return self._run(self._async._decide(normalized, cost, peek=False, sent_at=sent_at, lease_tried=True))
 
     def peek(self, descriptors: DescriptorsLike, cost: int = 1) -> Decision:
         """Evaluates a request without charging; see :meth:`AsyncClient.peek <quorate.AsyncClient.peek>`."""
@@ -114,7 +139,8 @@ class Client:
     def check_many(
         self, checks: Iterable[CheckItem | DescriptorsLike], *, peek: bool = False
     ) -> list[Decision | QuorateError]:
-        """Checks many requests concurrently; see :meth:`AsyncClient.check_many <quorate.AsyncClient.check_many>`."""
+        """Checks many requests in ``CheckBatch`` calls; see
+        :meth:`AsyncClient.check_many <quorate.AsyncClient.check_many>`."""
         return self._run(self._async.check_many(list(checks), peek=peek))
 
     def refund(self, descriptors: DescriptorsLike, amount: int) -> None:
@@ -130,7 +156,9 @@ class Client:
         return self._run(self._async.status())
 
     def close(self) -> None:
-        """Closes the channels and stops the client's thread; later calls raise :class:`~quorate.ClientClosed`."""
+        """Gives back every lease (lease mode), closes the channels and stops the client's thread; later calls
+        raise :class:`~quorate.ClientClosed`. A client dropped without ``close()`` cannot give its leases back:
+        their units stay charged until their window or bucket moves on."""
         with self._lock:
             if self._closed:
                 return

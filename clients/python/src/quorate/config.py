@@ -27,8 +27,12 @@ DEFAULT_CONNECT_TIMEOUT = 0.5
 #: Seconds after which a cached leader is re-checked in the background (leadership can move without any call
 #: failing, e.g. after a partition heals; a stale leader only costs a forwarding hop).
 DEFAULT_LEADER_REFRESH = 30.0
-#: How many checks of one :meth:`~quorate.AsyncClient.check_many` are in flight at once.
+#: How many calls of one :meth:`~quorate.AsyncClient.check_many` are in flight at once (its ``CheckBatch`` calls,
+#: and the lone re-sends of checks a batch answered ``UNAVAILABLE``).
 DEFAULT_MAX_CONCURRENCY = 64
+#: The most checks one ``CheckBatch`` call of :meth:`~quorate.AsyncClient.check_many` carries: the Rust client's
+#: ``coalesce_max_batch``, well under a node's default ``max_batch_items`` (1,000).
+DEFAULT_MAX_BATCH = 256
 #: How many keys the local fallback tracks by default: about 100 bytes each, so ~10 MB at most.
 DEFAULT_LOCAL_MAX_KEYS = 100_000
 
@@ -84,6 +88,8 @@ class Settings:
     discover_leader: bool
     leader_refresh: float
     max_concurrency: int
+    max_batch: int = DEFAULT_MAX_BATCH
+    leases: bool = False
 
     @classmethod
     def build(
@@ -99,6 +105,8 @@ class Settings:
         discover_leader: bool,
         leader_refresh: float,
         max_concurrency: int,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        leases: bool = False,
     ) -> Settings:
         """Validates every setting.
 
@@ -127,6 +135,8 @@ class Settings:
                 raise InvalidConfig(field, f"must be a number of seconds more than zero, not {value!r}")
         if max_concurrency < 1:
             raise InvalidConfig("max_concurrency", "must be at least 1")
+        if max_batch < 1:
+            raise InvalidConfig("max_batch", "must be at least 1")
         return cls(
             urls=tuple(urls),
             tls=secure,
@@ -138,6 +148,8 @@ class Settings:
             discover_leader=discover_leader,
             leader_refresh=float(leader_refresh),
             max_concurrency=max_concurrency,
+            max_batch=max_batch,
+            leases=bool(leases),
         )
 
     def target(self, url: str) -> str:
@@ -211,6 +223,7 @@ __all__ = [
     "DEFAULT_DEADLINE",
     "DEFAULT_LEADER_REFRESH",
     "DEFAULT_LOCAL_MAX_KEYS",
+    "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_CONCURRENCY",
     "FailureMode",
     "FailureModeLike",

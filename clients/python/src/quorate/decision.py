@@ -24,6 +24,9 @@ class Source(enum.Enum):
     FALLBACK = "fallback"
     #: The cluster was unreachable and the client allowed the request without counting it (fail open).
     FAIL_OPEN = "fail_open"
+    #: This client decided it from quota the cluster leased to it (lease mode: ``leases=True``); not degraded:
+    #: the units were charged by the cluster before they were spent.
+    LEASE = "lease"
 
 
 @dataclass(frozen=True)
@@ -92,13 +95,15 @@ class Decision:
     allowed: bool
     #: Where the decision came from.
     source: Source
-    #: True if it was made without a cluster quorum: by a node in degraded mode, or by the client's failure mode.
+    #: True if it was made without a cluster quorum: by a node in degraded mode, or by the client's failure mode
+    #: (a decision from a lease is not degraded).
     degraded: bool
     #: The most restrictive limit, if any limit applied.
     overall: LimitDecision | None
     #: One entry per limit checked, in descriptor order.
     limits: tuple[LimitDecision, ...]
-    #: The version of the cluster's policy set that decided (0 when the cluster did not decide).
+    #: The version of the cluster's policy set that decided (0 when the cluster did not decide, as for a decision
+    #: from a lease).
     policy_version: int
 
     @classmethod
@@ -111,6 +116,19 @@ class Decision:
             overall=LimitDecision.from_wire(response.overall) if response.HasField("overall") else None,
             limits=tuple(LimitDecision.from_wire(status) for status in response.limits),
             policy_version=response.policy_version,
+        )
+
+    @classmethod
+    def leased(cls, limits: Sequence[LimitDecision]) -> Decision:
+        """A decision this client made from leased quota: allowed, not degraded (the cluster charged the units
+        when it granted them); the overall limit is the one with the fewest units left."""
+        return cls(
+            allowed=True,
+            source=Source.LEASE,
+            degraded=False,
+            overall=min(limits, key=lambda limit: limit.remaining, default=None),
+            limits=tuple(limits),
+            policy_version=0,
         )
 
     @classmethod

@@ -106,6 +106,19 @@ class ClientClosed(QuorateError):
         super().__init__("the quorate client is closed")
 
 
+_CODES: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_code(value: int) -> grpc.StatusCode:
+    """The gRPC status code numbered ``value`` (a ``google.rpc.Code``, as in a batch item's error); ``UNKNOWN``
+    for a number gRPC does not define.
+
+    >>> status_code(3).name
+    'INVALID_ARGUMENT'
+    """
+    return _CODES.get(value, grpc.StatusCode.UNKNOWN)
+
+
 def from_status(code: grpc.StatusCode, message: str) -> QuorateError:
     """Maps a final (not retried) gRPC status to its typed error."""
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -125,4 +138,5 @@ __all__ = [
     "Timeout",
     "Unavailable",
     "from_status",
+    "status_code",
 ]
