@@ -175,12 +175,15 @@ impl Client {
             .await;
         match answer {
             Ok(answers) if answers.len() == sent.len() => {
+                // Items the node could not decide (UNAVAILABLE) are sent again on their own, all at once: each may
+                // take up to the deadline.
+                let mut again = Vec::new();
                 for ((i, answer), request) in sent.into_iter().zip(answers).zip(requests) {
-                    let (descriptors, cost) = &chunk[i];
                     let response = match answer.result {
                         Some(Outcome::Decision(decision)) => Ok(decision),
                         Some(Outcome::Error(error)) if error.code == Code::Unavailable as i32 => {
-                            send_one(&self.inner.caller, request).await
+                            again.push((i, request));
+                            continue;
                         }
                         Some(Outcome::Error(error)) => {
                             Err(ClientError::from_status(&tonic::Status::new(error.code.into(), error.message)))
@@ -189,6 +192,16 @@ impl Client {
                             Err(ClientError::Rpc { code: Code::Internal, message: "a batch result was empty".into() })
                         }
                     };
+                    let (descriptors, cost) = &chunk[i];
+                    results[i] = Some(self.settle(response, descriptors, (*cost).max(1), false));
+                }
+                let mut resent = tokio::task::JoinSet::new();
+                for (i, request) in again {
+                    let caller = self.inner.caller.clone();
+                    resent.spawn(async move { (i, send_one(&caller, request).await) });
+                }
+                for (i, response) in resent.join_all().await {
+                    let (descriptors, cost) = &chunk[i];
                     results[i] = Some(self.settle(response, descriptors, (*cost).max(1), false));
                 }
             }

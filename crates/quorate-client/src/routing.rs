@@ -199,7 +199,13 @@ impl Routing {
             } else {
                 status.members.iter().find(|m| m.id == status.leader_id).and_then(|m| endpoint_url(&m.addr).ok())
             };
-            if let Some(leader_url) = leader_url {
+            // A follower that has not noticed yet that its leader died still names it: a leader this client saw
+            // fail within the cooldown is believed only from its own mouth.
+            let recently_failed = |leader: &str| {
+                status.node_id != status.leader_id
+                    && self.state().down_until.get(leader).is_some_and(|until| *until > Instant::now())
+            };
+            if let Some(leader_url) = leader_url.filter(|leader| !recently_failed(leader)) {
                 tracing::debug!(%leader_url, leader_id = status.leader_id, "leader discovered");
                 self.state().leader = Some(Leader { url: leader_url, learnt: Instant::now() });
                 return;

@@ -191,6 +191,24 @@ async fn a_node_that_goes_away_is_replaced_by_the_next_one() {
 }
 
 #[tokio::test]
+async fn a_follower_still_naming_a_leader_that_just_failed_is_not_believed() {
+    let first = FakeNode::answering(allowed()).await;
+    let second = FakeNode::answering(allowed()).await;
+    elect(&[&first, &second], 0);
+    let client = Client::new([first.url.clone(), second.url.clone()]).unwrap();
+    client.check(&key(), 1).await.unwrap();
+    assert_eq!(client.leader(), Some(first.url.clone()));
+    // The leader dies; the follower has not noticed and still names it.
+    let dead = first.url.clone();
+    first.stop().await;
+    for _ in 0..3 {
+        assert!(client.check(&key(), 1).await.unwrap().allowed);
+    }
+    assert_eq!(second.check_count(), 3);
+    assert_ne!(client.leader(), Some(dead), "the dead leader came back from a stale status");
+}
+
+#[tokio::test]
 async fn a_refund_is_retried_when_it_was_never_sent_but_not_after_unavailable() {
     // The live node names a dead one as leader: the refund is refused there, never sent, and retried.
     let dead = dead_addr().await;
