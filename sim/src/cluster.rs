@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use quorate_core::Nanos;
 use quorate_node::Node;
 use quorate_node::clock::Clock;
+use quorate_node::config::LocalAddrs;
 use quorate_node::seed_raft_rng;
 use quorate_node::transport::Transport;
 use quorate_node::{NodeConfig, start_node};
@@ -28,6 +29,10 @@ use crate::nemesis::{Scenario, Workload};
 pub const BULK: usize = 4;
 /// The port every node listens on (each host has its own address).
 pub const PORT: u16 = 7101;
+/// The peer port every simulated node listens on (Raft and forwarded calls).
+pub const PEER_PORT: u16 = 7201;
+/// The admin port every simulated node listens on.
+pub const ADMIN_PORT: u16 = 7301;
 /// Number of nodes.
 pub const NODES: u64 = 3;
 /// The strict (deny-mode) policy's limit over its one-hour window: longer than any run, so a run's whole history
@@ -102,11 +107,17 @@ fn host(id: u64) -> String {
 }
 
 fn node_config(id: u64, dir: &std::path::Path) -> NodeConfig {
-    let peers: BTreeMap<u64, Node> =
-        (1..=NODES).filter(|&p| p != id).map(|p| (p, Node { addr: format!("{}:{PORT}", host(p)) })).collect();
-    let listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT));
-    let mut config = NodeConfig::local(id, listen, dir.join(host(id)), peers);
-    config.advertise = Some(format!("{}:{PORT}", host(id)));
+    let peers: BTreeMap<u64, Node> = (1..=NODES)
+        .filter(|&p| p != id)
+        .map(|p| {
+            (p, Node { peer_addr: format!("{}:{PEER_PORT}", host(p)), public_addr: format!("{}:{PORT}", host(p)) })
+        })
+        .collect();
+    let any = |port: u16| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let addrs = LocalAddrs { public: any(PORT), peer: any(PEER_PORT), admin: any(ADMIN_PORT) };
+    let mut config = NodeConfig::local(id, addrs, dir.join(host(id)), peers);
+    config.public.advertise = Some(format!("{}:{PORT}", host(id)));
+    config.peer.advertise = Some(format!("{}:{PEER_PORT}", host(id)));
     config.bootstrap = id == 1;
     config.transport = Transport::Turmoil;
     config.sample_system = false;
@@ -116,9 +127,18 @@ fn node_config(id: u64, dir: &std::path::Path) -> NodeConfig {
     config
 }
 
-/// A channel from a client host to node `id` through turmoil.
+/// A channel from a client host to node `id`'s public listener through turmoil.
 pub fn channel(id: u64) -> Channel {
-    let endpoint = Endpoint::from_shared(format!("http://{}:{PORT}", host(id)))
+    channel_to(id, PORT)
+}
+
+/// A channel from a client host to node `id`'s admin listener through turmoil.
+pub fn admin_channel(id: u64) -> Channel {
+    channel_to(id, ADMIN_PORT)
+}
+
+fn channel_to(id: u64, port: u16) -> Channel {
+    let endpoint = Endpoint::from_shared(format!("http://{}:{port}", host(id)))
         .expect("a valid endpoint")
         .connect_timeout(Duration::from_millis(500));
     Transport::Turmoil.channel(endpoint)
@@ -447,7 +467,7 @@ async fn read_final_state(scenario: &Scenario) -> FinalState {
 async fn digests() -> BTreeMap<u64, (u64, u64)> {
     let mut out = BTreeMap::new();
     for id in 1..=NODES {
-        let mut admin = AdminClient::new(channel(id));
+        let mut admin = AdminClient::new(admin_channel(id));
         if let Ok(Ok(digest)) =
             tokio::time::timeout(Duration::from_secs(1), admin.state_digest(StateDigestRequest {})).await
         {

@@ -117,10 +117,24 @@ struct NodeProcess {
 #[derive(Debug)]
 pub struct Cluster {
     dir: tempfile::TempDir,
-    ports: BTreeMap<u64, u16>,
+    ports: BTreeMap<u64, Ports>,
     nodes: BTreeMap<u64, NodeProcess>,
     snapshot_every: u64,
     check_deadline: &'static str,
+}
+
+/// A node's three listener ports on 127.0.0.1.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    public: u16,
+    peer: u16,
+    admin: u16,
+}
+
+impl Ports {
+    fn free() -> Self {
+        Ports { public: free_port(), peer: free_port(), admin: free_port() }
+    }
 }
 
 fn free_port() -> u16 {
@@ -154,7 +168,7 @@ impl Cluster {
     pub fn start_custom(n: u64, snapshot_every: u64, check_deadline: &'static str) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
-        let ports: BTreeMap<u64, u16> = (1..=n).map(|id| (id, free_port())).collect();
+        let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
         let mut cluster = Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every, check_deadline };
         for id in 1..=n {
             cluster.write_config(id, id == 1, &(1..=n).collect::<Vec<_>>());
@@ -164,15 +178,21 @@ impl Cluster {
     }
 
     fn write_config(&self, id: u64, bootstrap: bool, members: &[u64]) -> PathBuf {
+        let ports = self.ports[&id];
         let mut text = format!(
-            "id = {id}\nlisten = \"127.0.0.1:{}\"\ndata_dir = \"node{id}\"\nbootstrap = {bootstrap}\n\
-             policies = \"policies.toml\"\n\n[raft]\nheartbeat = \"50ms\"\nelection_timeout_min = \"300ms\"\n\
+            "id = {id}\ndata_dir = \"node{id}\"\nbootstrap = {bootstrap}\npolicies = \"policies.toml\"\n\n\
+             [public]\nlisten = \"127.0.0.1:{}\"\n[peer]\nlisten = \"127.0.0.1:{}\"\n\
+             [admin]\nlisten = \"127.0.0.1:{}\"\ninsecure = true\n\n\
+             [raft]\nheartbeat = \"50ms\"\nelection_timeout_min = \"300ms\"\n\
              election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"{}\"\n\n\
              [load]\nsample_system = false\n",
-            self.ports[&id], self.snapshot_every, self.check_deadline
+            ports.public, ports.peer, ports.admin, self.snapshot_every, self.check_deadline
         );
         for peer in members.iter().filter(|&&p| p != id) {
-            text.push_str(&format!("\n[[peers]]\nid = {peer}\naddr = \"127.0.0.1:{}\"\n", self.ports[peer]));
+            let Ports { public, peer: peer_port, .. } = self.ports[peer];
+            text.push_str(&format!(
+                "\n[[peers]]\nid = {peer}\npeer = \"127.0.0.1:{peer_port}\"\npublic = \"127.0.0.1:{public}\"\n"
+            ));
         }
         let path = self.dir.path().join(format!("node{id}.toml"));
         std::fs::write(&path, text).expect("writing a node config");
@@ -199,7 +219,7 @@ impl Cluster {
 
     /// Adds node `id` (not yet a member) on a fresh port and starts it.
     pub fn add_process(&mut self, id: u64) {
-        self.ports.insert(id, free_port());
+        self.ports.insert(id, Ports::free());
         self.write_config(id, false, &[]);
         self.spawn(id);
     }
@@ -209,9 +229,14 @@ impl Cluster {
         self.dir.path()
     }
 
-    /// `host:port` of node `id`.
+    /// `host:port` of node `id`'s public listener.
     pub fn addr(&self, id: u64) -> String {
-        format!("127.0.0.1:{}", self.ports[&id])
+        format!("127.0.0.1:{}", self.ports[&id].public)
+    }
+
+    /// `host:port` of node `id`'s peer listener.
+    pub fn peer_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.ports[&id].peer)
     }
 
     /// `http://host:port` of node `id`.
@@ -247,8 +272,11 @@ pub trait Nodes {
     /// The node ids the readiness checks cover (the running ones).
     fn node_ids(&self) -> Vec<u64>;
 
-    /// `http://host:port` where the test reaches node `id`.
+    /// `http://host:port` where the test reaches node `id`'s public listener.
     fn endpoint(&self, id: u64) -> String;
+
+    /// `http://host:port` where the test reaches node `id`'s admin listener.
+    fn admin_endpoint(&self, id: u64) -> String;
 
     /// The folder holding `node<id>.log`.
     fn log_dir(&self) -> &Path;
@@ -263,9 +291,9 @@ pub trait Nodes {
         RateLimiterClient::new(channel(&self.endpoint(id)))
     }
 
-    /// An Admin client to node `id`.
+    /// An Admin client to node `id`'s admin listener.
     fn admin(&self, id: u64) -> AdminClient<Channel> {
-        AdminClient::new(channel(&self.endpoint(id)))
+        AdminClient::new(channel(&self.admin_endpoint(id)))
     }
 
     /// Status of node `id`, or an error if it does not answer within a second.
@@ -334,6 +362,10 @@ impl Nodes for Cluster {
         Cluster::endpoint(self, id)
     }
 
+    fn admin_endpoint(&self, id: u64) -> String {
+        format!("http://127.0.0.1:{}", self.ports[&id].admin)
+    }
+
     fn log_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -346,6 +378,10 @@ impl Nodes for NetnsCluster {
 
     fn endpoint(&self, id: u64) -> String {
         NetnsCluster::endpoint(self, id)
+    }
+
+    fn admin_endpoint(&self, id: u64) -> String {
+        format!("http://10.214.{}.{}:{NETNS_ADMIN_PORT}", self.subnet, 4 * id + 2)
     }
 
     fn log_dir(&self) -> &Path {
@@ -423,6 +459,10 @@ pub struct NetnsCluster {
 
 /// The port every node listens on inside its namespace.
 const NETNS_PORT: u16 = 7101;
+/// The peer port of every node in its namespace.
+const NETNS_PEER_PORT: u16 = 7201;
+/// The admin port of every node in its namespace.
+const NETNS_ADMIN_PORT: u16 = 7301;
 
 /// Runs `ip args…`; the error is the command line and what `ip` said.
 fn run_ip(args: &[&str]) -> Result<(), String> {
@@ -530,16 +570,25 @@ impl NetnsCluster {
     }
 
     fn write_config(&self, id: u64, check_deadline: &str) {
+        // Plaintext on purpose: the namespaces are the test's own private network.
         let mut text = format!(
-            "id = {id}\nlisten = \"0.0.0.0:{NETNS_PORT}\"\nadvertise = \"{}\"\ndata_dir = \"node{id}\"\n\
-             bootstrap = {}\npolicies = \"policies.toml\"\n\n[raft]\nheartbeat = \"50ms\"\n\
+            "id = {id}\ndata_dir = \"node{id}\"\nbootstrap = {}\npolicies = \"policies.toml\"\n\n\
+             [public]\nlisten = \"0.0.0.0:{NETNS_PORT}\"\nadvertise = \"{}\"\ninsecure = true\n\
+             [peer]\nlisten = \"0.0.0.0:{NETNS_PEER_PORT}\"\nadvertise = \"{}\"\ninsecure = true\n\
+             [admin]\nlisten = \"0.0.0.0:{NETNS_ADMIN_PORT}\"\ninsecure = true\n\n\
+             [raft]\nheartbeat = \"50ms\"\n\
              election_timeout_min = \"300ms\"\nelection_timeout_max = \"600ms\"\n\n[limits]\n\
              check_deadline = \"{check_deadline}\"\n\n[load]\nsample_system = false\n",
+            id == 1,
+            self.public_addr(id),
             self.peer_addr(id),
-            id == 1
         );
         for peer in (1..=self.n).filter(|&p| p != id) {
-            text.push_str(&format!("\n[[peers]]\nid = {peer}\naddr = \"{}\"\n", self.peer_addr(peer)));
+            text.push_str(&format!(
+                "\n[[peers]]\nid = {peer}\npeer = \"{}\"\npublic = \"{}\"\n",
+                self.peer_addr(peer),
+                self.public_addr(peer)
+            ));
         }
         std::fs::write(self.dir.path().join(format!("node{id}.toml")), text).expect("writing a node config");
     }
@@ -566,14 +615,19 @@ impl NetnsCluster {
         self.nodes.insert(id, NodeProcess { child: Some(child) });
     }
 
-    /// `host:port` node `id` advertises to its peers (on the bridge).
+    /// `host:port` of node `id`'s peer listener, as its peers reach it (on the bridge).
     pub fn peer_addr(&self, id: u64) -> String {
-        format!("10.213.0.{id}:{NETNS_PORT}")
+        format!("10.213.0.{id}:{NETNS_PEER_PORT}")
     }
 
-    /// `http://host:port` of node `id` over its client link (reachable from the test while it is isolated).
+    /// `host:port` of node `id`'s public listener over its client link (reachable while it is isolated).
+    pub fn public_addr(&self, id: u64) -> String {
+        format!("10.214.{}.{}:{NETNS_PORT}", self.subnet, 4 * id + 2)
+    }
+
+    /// `http://host:port` of node `id`'s public listener over its client link.
     pub fn endpoint(&self, id: u64) -> String {
-        format!("http://10.214.{}.{}:{NETNS_PORT}", self.subnet, 4 * id + 2)
+        format!("http://{}", self.public_addr(id))
     }
 
     /// Cuts node `id` off from its peers, both directions, silently; the test still reaches it.

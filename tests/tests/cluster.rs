@@ -108,7 +108,10 @@ async fn membership_changes_keep_the_state() {
     }
     cluster.add_process(4);
     let mut admin = cluster.admin(2);
-    admin.add_learner(AddLearnerRequest { node_id: 4, addr: cluster.addr(4) }).await.unwrap();
+    admin
+        .add_learner(AddLearnerRequest { node_id: 4, addr: cluster.addr(4), peer_addr: cluster.peer_addr(4) })
+        .await
+        .unwrap();
     for _ in 0..5 {
         allowed += u32::from(call(&mut client, check("agent", "a1", 1)).await.unwrap().allowed);
     }

@@ -144,6 +144,8 @@ class Cluster:
     def start(self) -> Cluster:
         (self.dir / "policies.toml").write_text(TEST_POLICIES)
         self.ports = {node: free_port() for node in range(1, self.n + 1)}
+        self.peer_ports = {node: free_port() for node in self.ports}
+        self.admin_ports = {node: free_port() for node in self.ports}
         for node in self.ports:
             self._write_config(node)
             self._spawn(node)
@@ -212,14 +214,20 @@ class Cluster:
 
     def _write_config(self, node: int) -> None:
         text = (
-            f'id = {node}\nlisten = "{self.addr(node)}"\ndata_dir = "{self.dir / f"node{node}"}"\n'
+            f'id = {node}\ndata_dir = "{self.dir / f"node{node}"}"\n'
             f'bootstrap = {"true" if node == 1 else "false"}\npolicies = "{self.dir / "policies.toml"}"\n\n'
+            f'[public]\nlisten = "{self.addr(node)}"\n'
+            f'[peer]\nlisten = "127.0.0.1:{self.peer_ports[node]}"\n'
+            f'[admin]\nlisten = "127.0.0.1:{self.admin_ports[node]}"\ninsecure = true\n\n'
             '[raft]\nheartbeat = "50ms"\nelection_timeout_min = "300ms"\nelection_timeout_max = "600ms"\n\n'
             f'[limits]\ncheck_deadline = "{self.check_deadline}"\n\n[load]\nsample_system = false\n'
         )
         for peer in self.ports:
             if peer != node:
-                text += f'\n[[peers]]\nid = {peer}\naddr = "{self.addr(peer)}"\n'
+                text += (
+                    f'\n[[peers]]\nid = {peer}\npeer = "127.0.0.1:{self.peer_ports[peer]}"\n'
+                    f'public = "{self.addr(peer)}"\n'
+                )
         (self.dir / f"node{node}.toml").write_text(text)
 
     def _spawn(self, node: int) -> None:

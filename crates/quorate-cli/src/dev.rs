@@ -4,7 +4,6 @@
 //! and starting `quorate dev` again resumes the same cluster state (restart never refunds quota).
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use quorate_core::policy::PolicySet;
-use quorate_node::config::{DEFAULT_MAX_INFLIGHT, MAX_INFLIGHT};
+use quorate_node::config::{DEFAULT_MAX_INFLIGHT, LocalAddrs, MAX_INFLIGHT};
 use quorate_node::{Node, NodeConfig, NodeHandle, SystemClock, start_node};
 
 use crate::output;
@@ -54,8 +53,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if !(1..=MAX_INFLIGHT).contains(&args.max_inflight) {
         bail!("--max-inflight must be between 1 and {MAX_INFLIGHT}");
     }
-    let addr = |i: u64| SocketAddr::from((Ipv4Addr::LOCALHOST, args.base_port + i as u16 - 1));
-    let members: BTreeMap<u64, Node> = (1..=args.nodes).map(|i| (i, Node { addr: addr(i).to_string() })).collect();
+    if args.base_port.checked_add(200 + args.nodes as u16).is_none() {
+        bail!("--base-port leaves no room for the peer (+100) and admin (+200) ports");
+    }
+    let addrs = |i: u64| LocalAddrs::loopback(args.base_port + i as u16 - 1);
+    let members: BTreeMap<u64, Node> = (1..=args.nodes)
+        .map(|i| (i, Node { peer_addr: addrs(i).peer.to_string(), public_addr: addrs(i).public.to_string() }))
+        .collect();
     let policies = match &args.policies {
         None => None,
         Some(path) => {
@@ -69,21 +73,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for id in 1..=args.nodes {
         let mut peers = members.clone();
         peers.remove(&id);
-        let mut config = NodeConfig::local(id, addr(id), args.data_dir.join(format!("node{id}")), peers);
+        let mut config = NodeConfig::local(id, addrs(id), args.data_dir.join(format!("node{id}")), peers);
         config.bootstrap = id == 1;
         config.max_inflight = args.max_inflight;
         if let Some(policies) = &policies {
             config.policies_toml.clone_from(policies);
         }
-        let node =
-            start_node(config, clock.clone()).await.with_context(|| format!("starting node {id} on {}", addr(id)))?;
+        let node = start_node(config, clock.clone())
+            .await
+            .with_context(|| format!("starting node {id} on {:?}", addrs(id)))?;
         nodes.push(node);
     }
     wait_until_ready(&nodes).await?;
-    let endpoints: Vec<String> = (1..=args.nodes).map(|i| format!("http://{}", addr(i))).collect();
+    let endpoints: Vec<String> = (1..=args.nodes).map(|i| format!("http://{}", addrs(i).public)).collect();
     let mut text = format!("quorate dev: {} nodes, data in {}\n", args.nodes, args.data_dir.display());
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        text += &format!("  node {}  {endpoint}\n", i + 1);
+    for (i, endpoint) in (1..).zip(&endpoints) {
+        let LocalAddrs { peer, admin, .. } = addrs(i);
+        text += &format!("  node {i}  {endpoint}   (admin http://{admin}, peers {peer})\n");
     }
     text += &match &args.policies {
         None => {

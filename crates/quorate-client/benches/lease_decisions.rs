@@ -13,13 +13,14 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::Criterion;
 use quorate_client::{Client, Descriptors, Source};
 use quorate_node::clock::SystemClock;
+use quorate_node::config::LocalAddrs;
 use quorate_node::{NodeConfig, NodeHandle, start_node};
 
 /// The benchmark policies: `lease_` keys of `api_key`, `user`... go to a leased token bucket of 10^9 a minute.
@@ -37,8 +38,7 @@ policy = "bench_leased"
 "#;
 
 async fn one_node(dir: &std::path::Path) -> NodeHandle {
-    let mut config =
-        NodeConfig::local(1, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.join("node1"), BTreeMap::new());
+    let mut config = NodeConfig::local(1, LocalAddrs::any_port(), dir.join("node1"), BTreeMap::new());
     config.bootstrap = true;
     config.policies_toml = format!("{POLICIES}{MORE_RULES}");
     let node = start_node(config, Arc::new(SystemClock::new())).await.expect("node starts");

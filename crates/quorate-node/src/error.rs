@@ -41,6 +41,15 @@ pub enum NodeError {
         source: std::io::Error,
     },
 
+    /// Returned when a listener's TLS files cannot be used.
+    #[error("{listener} listener TLS: {source}")]
+    Tls {
+        /// `public`, `peer` or `admin`.
+        listener: &'static str,
+        /// What is wrong with which file.
+        source: crate::tls::TlsError,
+    },
+
     /// Returned when the Raft timings do not make a valid openraft config.
     #[error("raft config: {0}")]
     RaftConfig(#[from] openraft::ConfigError),

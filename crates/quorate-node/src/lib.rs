@@ -69,6 +69,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+pub mod auth;
 mod batcher;
 mod check;
 pub mod clock;
@@ -79,9 +80,11 @@ mod control;
 pub mod error;
 mod io;
 mod leases;
+mod listeners;
 mod load;
 mod node;
 mod raft;
+pub mod tls;
 pub mod transport;
 
 pub use clock::{Clock, SystemClock};

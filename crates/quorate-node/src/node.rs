@@ -10,12 +10,14 @@ use quorate_proto::envoy::service::ratelimit::v3::rate_limit_service_server::Rat
 use quorate_proto::v1::admin_server::AdminServer;
 use quorate_proto::v1::raft_server::RaftServer;
 use quorate_proto::v1::rate_limiter_server::RateLimiterServer;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::transport::Server;
 
 use crate::api::{
     AdminService, BulkLimits, EnvoyRateLimitService, RaftService, RateLimiterService, health, reflection,
 };
+use crate::auth::{Access, AccessLayer, ListenerKind, TokenRule};
 use crate::batcher::{BatchLimits, Batcher};
 use crate::check::degraded::DegradedLimiter;
 use crate::check::local_journal::LocalJournal;
@@ -23,16 +25,19 @@ use crate::check::{Pipeline, PipelineParts};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ForwardLimits};
 use crate::command::{EntryResponse, LogEntry};
-use crate::config::NodeConfig;
+use crate::config::{ListenerConfig, LocalAddrs, NodeConfig};
 use crate::control::Control;
 use crate::error::NodeError;
 use crate::io::IoMode;
 use crate::leases::LeaseHolder;
+use crate::listeners::{Listeners, NodeTls, watch_members};
 use crate::load::{self, LoadReporter, LoadTracker};
 use crate::raft::log_store::{SledLogStore, open_db};
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{Node, NodeId, Raft};
+use crate::tls::MemberNames;
+use crate::transport::Dialer;
 
 /// How often a leader checks whether the cluster still needs its initial policy set.
 const POLICY_INSTALL_INTERVAL: Duration = Duration::from_millis(200);
@@ -40,19 +45,19 @@ const POLICY_INSTALL_INTERVAL: Duration = Duration::from_millis(200);
 /// A running node. Dropping it does not stop it: call [`NodeHandle::shutdown`].
 pub struct NodeHandle {
     id: NodeId,
-    local_addr: SocketAddr,
+    addrs: LocalAddrs,
     raft: Raft,
     state_machine: StateMachineStore,
     db: sled::Db,
-    stop_server: oneshot::Sender<()>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    stop_servers: watch::Sender<bool>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     background: Vec<JoinHandle<()>>,
     pipeline: Pipeline,
 }
 
 impl std::fmt::Debug for NodeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeHandle").field("id", &self.id).field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("NodeHandle").field("id", &self.id).field("addrs", &self.addrs).finish_non_exhaustive()
     }
 }
 
@@ -92,10 +97,12 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let state_machine = StateMachineStore::open(&db, config.table, io).map_err(|e| storage_error(Box::new(e)))?;
     let journal = LocalJournal::open(&db, io).map_err(|e| storage_error(Box::new(e)))?;
 
-    let (listener, local_addr) = config.transport.bind(config.listen).await?;
-    let advertise = config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+    let listeners = Listeners::bind(&config).await?;
+    let members = MemberNames::default();
+    let tls = NodeTls::new(&config, &members)?;
+    let dialer = Dialer::new(config.transport, tls.peer_client.clone());
 
-    let network = NetworkFactory::new(config.id, config.transport);
+    let network = NetworkFactory::new(config.id, dialer.clone());
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log_store, state_machine.clone()).await?;
 
     let limits = BatchLimits {
@@ -105,7 +112,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     };
     let batcher = Batcher::spawn(raft.clone(), clock.clone(), limits);
     let forwarding = ForwardLimits { max_batch: config.max_batch, max_inflight: config.max_inflight };
-    let cluster = Cluster::new(config.id, raft.clone(), config.transport, forwarding);
+    let cluster = Cluster::new(config.id, raft.clone(), dialer, forwarding);
     // Twice the longest election: the quorum side of a split has a new leader by then (check::degraded).
     let local_grace = config.election_timeout.1 * 2;
     let degraded = DegradedLimiter::open(journal, config.table, local_grace, clock.now())
@@ -135,44 +142,74 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let (health_reporter, health_server) = tonic_health::server::health_reporter();
     // The reporter starts with "" SERVING; nothing is served before a leader and a policy set are known.
     health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
-    let (stop_server, stopped) = oneshot::channel::<()>();
-    let services = tonic::transport::Server::builder()
-        .add_service(RaftServer::new(RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone())))
+    let raft_service = RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone());
+    let admin_service = AdminService::new(raft.clone(), state_machine.clone(), tracker, control, pipeline.clone());
+    let tokens: Arc<[TokenRule]> = Arc::from(config.tokens.clone());
+    let access = |kind: ListenerKind, listener: &ListenerConfig| {
+        AccessLayer::new(Arc::new(Access::new(kind, tokens.clone(), listener.verifies_client_certs())))
+    };
+    let public = Server::builder()
+        .layer(access(ListenerKind::Public, &config.public))
         .add_service(RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load, bulk)))
         .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline.clone(), config.envoy)))
-        .add_service(AdminServer::new(AdminService::new(
-            raft.clone(),
-            state_machine.clone(),
-            tracker,
-            control,
-            pipeline.clone(),
-        )))
+        .add_service(AdminServer::new(admin_service.clone()))
+        .add_service(health_server.clone())
+        .add_service(reflection::v1()?)
+        .add_service(reflection::v1alpha()?);
+    let peer = Server::builder()
+        .layer(access(ListenerKind::Peer, &config.peer))
+        .add_service(RaftServer::new(raft_service))
+        .add_service(health_server.clone());
+    let admin = Server::builder()
+        .layer(access(ListenerKind::Admin, &config.admin))
+        .add_service(AdminServer::new(admin_service))
         .add_service(health_server)
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?);
-    let server = tokio::spawn(listener.serve(services, async {
-        let _ = stopped.await;
-    }));
+    let (stop_servers, stopped) = watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let addrs = listeners.addrs;
+    let advertise = config.public.advertise.clone().unwrap_or_else(|| addrs.public.to_string());
+    let peer_advertise = config.peer.advertise.clone().unwrap_or_else(|| addrs.peer.to_string());
+    let servers = vec![
+        tokio::spawn(listeners.public.serve(public, tls.public.clone(), until_stopped())),
+        tokio::spawn(listeners.peer.serve(peer, tls.peer.clone(), until_stopped())),
+        tokio::spawn(listeners.admin.serve(admin, tls.admin.clone(), until_stopped())),
+    ];
 
     if config.bootstrap && !raft.is_initialized().await? {
         let mut members: BTreeMap<NodeId, Node> = config.peers.clone();
-        members.insert(config.id, Node { addr: advertise.clone() });
+        members.insert(config.id, Node { peer_addr: peer_advertise.clone(), public_addr: advertise.clone() });
         raft.initialize(members).await?;
         tracing::info!(id = config.id, "initialised a new cluster");
     }
     let installer = tokio::spawn(install_initial_policies(raft.clone(), state_machine.clone(), config.policies_toml));
     let health = tokio::spawn(health::report_health(health_reporter, raft.clone(), state_machine.clone()));
     let returns = tokio::spawn(pipeline.clone().run_lease_returns());
-    tracing::info!(id = config.id, addr = %local_addr, %advertise, "node started");
+    let watcher = tokio::spawn(watch_members(raft.clone(), members));
+    let reloader = tokio::spawn(tls.reload_on_change());
+    tracing::info!(
+        id = config.id,
+        public = %addrs.public,
+        peer = %addrs.peer,
+        admin = %addrs.admin,
+        %advertise,
+        "node started"
+    );
     Ok(NodeHandle {
         id: config.id,
-        local_addr,
+        addrs,
         raft,
         state_machine,
         db,
-        stop_server,
-        server,
-        background: vec![installer, sampler, folder, health, returns],
+        stop_servers,
+        servers,
+        background: vec![installer, sampler, folder, health, returns, watcher, reloader],
         pipeline,
     })
 }
@@ -209,9 +246,14 @@ impl NodeHandle {
         self.id
     }
 
-    /// The address the gRPC server is bound to.
+    /// The address the public listener is bound to (API servers, Envoy).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.addrs.public
+    }
+
+    /// The addresses all three listeners are bound to.
+    pub fn addrs(&self) -> LocalAddrs {
+        self.addrs
     }
 
     /// The leader this node knows of, if any.
@@ -237,8 +279,10 @@ impl NodeHandle {
         // which only under-admits.
         self.pipeline.return_all_leases().await;
         let raft_result = self.raft.shutdown().await.map_err(NodeError::Shutdown);
-        let _ = self.stop_server.send(());
-        let _ = self.server.await;
+        let _ = self.stop_servers.send(true);
+        for server in self.servers {
+            let _ = server.await;
+        }
         let _ = self.db.flush_async().await;
         raft_result
     }

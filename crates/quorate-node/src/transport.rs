@@ -4,32 +4,58 @@
 //! and in simulation (style.md habit 17).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic::transport::{Channel, Endpoint};
 
+use tower::layer::util::{Identity, Stack};
+
+use crate::auth::AccessLayer;
+use crate::config::host_of;
 use crate::error::NodeError;
 use crate::io::IoMode;
+use crate::tls::{PeerTls, ServerTls};
 
 /// How long a connection attempt to a peer may take before the call counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Builds a lazy tonic channel to `addr` (`host:port`) over `transport`: nothing is dialled until the first call.
-///
-/// HTTP/2 keep-alives detect a connection that died silently (a partition that dropped packets without FIN/RST).
-///
-/// # Errors
-///
-/// If `addr` is not a valid authority.
-pub(crate) fn lazy_channel(transport: Transport, addr: &str) -> Result<Channel, tonic::transport::Error> {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5));
-    Ok(transport.channel(endpoint))
+/// How a node dials its peers: over which network, and with which TLS identity.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dialer {
+    transport: Transport,
+    tls: Option<Arc<PeerTls>>,
+}
+
+impl Dialer {
+    /// Dials over `transport`, with mutual TLS if `tls` is set.
+    pub(crate) fn new(transport: Transport, tls: Option<Arc<PeerTls>>) -> Self {
+        Dialer { transport, tls }
+    }
+
+    /// A lazy channel to the peer listener at `addr` (`host:port`): nothing is dialled until the first call. With
+    /// TLS, the peer's certificate must name `addr`'s host, and this node presents its own.
+    ///
+    /// HTTP/2 keep-alives detect a connection that died silently (a partition that dropped packets without
+    /// FIN/RST).
+    ///
+    /// # Errors
+    ///
+    /// If `addr` is not a valid authority.
+    pub(crate) fn channel(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.client_config(host_of(addr)))?;
+        }
+        Ok(self.transport.channel(endpoint))
+    }
 }
 
 /// The network a node uses.
@@ -42,6 +68,9 @@ pub enum Transport {
     #[cfg(feature = "turmoil")]
     Turmoil,
 }
+
+/// A listener's routes, behind its [`AccessLayer`].
+pub(crate) type NodeRouter = Router<Stack<AccessLayer, Identity>>;
 
 /// A bound listener, ready to serve.
 pub(crate) enum Listener {
@@ -105,25 +134,89 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
-    /// Serves `router` until `shutdown` resolves.
+    /// Serves `router` until `shutdown` resolves; with `tls`, every connection is a TLS handshake first.
     ///
     /// # Errors
     ///
     /// If the server fails.
     pub(crate) async fn serve(
         self,
-        router: Router,
+        router: NodeRouter,
+        tls: Option<Arc<ServerTls>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
-        match self {
-            Listener::Tcp(listener) => {
+        match (self, tls) {
+            (Listener::Tcp(listener), None) => {
                 router
                     .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
                     .await
             }
+            (Listener::Tcp(listener), Some(tls)) => {
+                router.serve_with_incoming_shutdown(secure::incoming(listener, tls), shutdown).await
+            }
             #[cfg(feature = "turmoil")]
-            Listener::Turmoil(listener) => router.serve_with_incoming_shutdown(sim::incoming(listener), shutdown).await,
+            (Listener::Turmoil(listener), _) => {
+                router.serve_with_incoming_shutdown(sim::incoming(listener), shutdown).await
+            }
         }
+    }
+}
+
+/// TLS on accepted TCP connections: each handshake runs on its own task (a slow or hostile client holds up no
+/// one), with a deadline; only completed handshakes reach the server.
+mod secure {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::Stream;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+    use tokio_rustls::server::TlsStream;
+
+    use crate::tls::ServerTls;
+
+    /// How long a client may take to finish its handshake.
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// The stream of handshaken connections; accepting stops when the server drops the stream.
+    pub(super) fn incoming(
+        listener: TcpListener,
+        tls: Arc<ServerTls>,
+    ) -> impl Stream<Item = Result<TlsStream<TcpStream>, std::io::Error>> {
+        let (ready, received) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = ready.closed() => return,
+                };
+                let (stream, from) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait a moment rather than spin.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = tls.acceptor();
+                let ready = ready.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = ready.send(Ok(stream)).await;
+                        }
+                        Ok(Err(error)) => tracing::info!(%from, %error, "refused a TLS handshake"),
+                        Err(_) => tracing::info!(%from, "a TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        futures::stream::unfold(
+            received,
+            |mut received| async move { received.recv().await.map(|item| (item, received)) },
+        )
     }
 }
 

@@ -8,11 +8,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use quorate_node::clock::SystemClock;
+use quorate_node::config::LocalAddrs;
 use quorate_node::{NodeConfig, start_node};
 
 use quorate_proto::envoy::extensions::common::ratelimit::v3::RateLimitDescriptor;
@@ -218,8 +218,7 @@ async fn overrides_headers_errors_health_and_reflection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_cluster_is_not_serving_and_answers_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        NodeConfig::local(1, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), dir.path().join("n"), BTreeMap::new());
+    let config = NodeConfig::local(1, LocalAddrs::any_port(), dir.path().join("n"), BTreeMap::new());
     let node = start_node(config, Arc::new(SystemClock::new())).await.unwrap();
     let channel = Channel::from_shared(format!("http://{}", node.local_addr())).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel.clone());

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum_api_example::app;
 use quorate_client::Client;
 use quorate_node::clock::SystemClock;
+use quorate_node::config::LocalAddrs;
 use quorate_node::{NodeConfig, NodeHandle, start_node};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -32,8 +33,7 @@ impl Cluster {
     /// Starts the node and polls until it leads and has installed the sample policies.
     async fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let addr = free_addr().await;
-        let mut config = NodeConfig::local(1, addr, dir.path().join("node1"), BTreeMap::new());
+        let mut config = NodeConfig::local(1, LocalAddrs::any_port(), dir.path().join("node1"), BTreeMap::new());
         config.bootstrap = true;
         // The sample tiers are adaptive: a busy machine would tighten them. Counts here must be exact.
         config.sample_system = false;
@@ -47,7 +47,8 @@ impl Cluster {
             }
         };
         tokio::time::timeout(Duration::from_secs(20), ready).await.expect("the node did not become ready");
-        Cluster { node, url: format!("http://{addr}"), _dir: dir }
+        let url = format!("http://{}", node.local_addr());
+        Cluster { node, url, _dir: dir }
     }
 
     fn app(&self) -> Router {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use quorate_node::Node;
 use quorate_node::clock::SystemClock;
+use quorate_node::config::LocalAddrs;
 use quorate_node::{NodeConfig, NodeHandle, start_node};
 use quorate_proto::v1::admin_server::{Admin, AdminServer};
 use quorate_proto::v1::rate_limiter_server::{RateLimiter, RateLimiterServer};
@@ -116,8 +117,10 @@ impl FakeNode {
         status.node_id = node_id;
         status.leader_id = leader_id;
         status.role = if node_id == leader_id { "leader" } else { "follower" }.to_owned();
-        status.members =
-            members.iter().map(|(id, addr)| Member { id: *id, addr: addr.to_string(), voter: true }).collect();
+        status.members = members
+            .iter()
+            .map(|(id, addr)| Member { id: *id, addr: addr.to_string(), voter: true, ..Member::default() })
+            .collect();
     }
 
     pub fn check_count(&self) -> usize {
@@ -276,9 +279,13 @@ impl Cluster {
         let mut addrs = BTreeMap::new();
         for id in 1..=n {
             // The OS picks a free port; the node binds it again right after (same pattern as `quorate dev`).
-            addrs.insert(id, dead_addr().await);
+            let addr = LocalAddrs { public: dead_addr().await, peer: dead_addr().await, admin: dead_addr().await };
+            addrs.insert(id, addr);
         }
-        let members: BTreeMap<u64, Node> = addrs.iter().map(|(id, a)| (*id, Node { addr: a.to_string() })).collect();
+        let members: BTreeMap<u64, Node> = addrs
+            .iter()
+            .map(|(id, a)| (*id, Node { peer_addr: a.peer.to_string(), public_addr: a.public.to_string() }))
+            .collect();
         let clock = Arc::new(SystemClock::new());
         let mut nodes = BTreeMap::new();
         for (id, addr) in &addrs {
@@ -288,7 +295,7 @@ impl Cluster {
             config.bootstrap = *id == 1;
             nodes.insert(*id, start_node(config, clock.clone()).await.unwrap());
         }
-        let urls = addrs.iter().map(|(id, a)| (*id, format!("http://{a}"))).collect();
+        let urls = addrs.iter().map(|(id, a)| (*id, format!("http://{}", a.public))).collect();
         let cluster = Cluster { nodes, urls, _dir: dir };
         cluster.wait_until_ready(Duration::from_secs(30)).await;
         cluster

@@ -15,11 +15,12 @@ use tonic::{Request, Response, Status};
 
 use super::status;
 use crate::check::Pipeline;
+use crate::config::host_port;
 use crate::control::{Control, MembershipChange};
 use crate::error::AdminError;
 use crate::load::LoadTracker;
 use crate::raft::state_machine::StateMachineStore;
-use crate::raft::{Node, Raft, codec};
+use crate::raft::{Node, NodeId, Raft, codec};
 
 /// The admin API of one node.
 #[derive(Clone)]
@@ -55,17 +56,18 @@ impl AdminService {
         let metrics = metrics.borrow();
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        membership
-            .nodes()
-            .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
-            .collect()
+        membership.nodes().map(|(id, node)| member(*id, node, voters.contains(id))).collect()
     }
 }
 
 /// The answer to a membership change, as the leader committed it.
 fn membership_response(change: MembershipChange) -> MembershipResponse {
-    let members = change.members.into_iter().map(|(id, node, voter)| Member { id, addr: node.addr, voter }).collect();
+    let members = change.members.into_iter().map(|(id, node, voter)| member(id, &node, voter)).collect();
     MembershipResponse { members, log_index: change.log_index }
+}
+
+fn member(id: NodeId, node: &Node, voter: bool) -> Member {
+    Member { id, addr: node.public_addr.clone(), voter, peer_addr: node.peer_addr.clone() }
 }
 
 /// FNV-1a, 64 bits: a stable, dependency-free digest (not a security hash).
@@ -113,7 +115,7 @@ impl Admin for AdminService {
             ServerState::Shutdown => "shutdown",
         };
         let applied = metrics.last_applied.map_or(0, |id| id.index);
-        let addr = metrics.membership_config.membership().get_node(&metrics.id).map(|n| n.addr.clone());
+        let addr = metrics.membership_config.membership().get_node(&metrics.id).map(|n| n.public_addr.clone());
         Ok(Response::new(StatusResponse {
             node_id: metrics.id,
             role: role.to_owned(),
@@ -142,11 +144,14 @@ impl Admin for AdminService {
 
     async fn add_learner(&self, request: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
         let wire = request.into_inner();
-        if wire.node_id == 0 || wire.addr.trim().is_empty() {
-            let error = AdminError::Invalid("node_id must be positive and addr must be host:port".to_owned());
-            return Err(admin_status(error));
+        if wire.node_id == 0 {
+            return Err(admin_status(AdminError::Invalid("node_id must be positive".to_owned())));
         }
-        let change = self.control.add_learner(wire.node_id, Node { addr: wire.addr }).await.map_err(admin_status)?;
+        for (field, addr) in [("addr", &wire.addr), ("peer_addr", &wire.peer_addr)] {
+            host_port(field, addr).map_err(|e| admin_status(AdminError::Invalid(e.to_string())))?;
+        }
+        let node = Node { peer_addr: wire.peer_addr, public_addr: wire.addr };
+        let change = self.control.add_learner(wire.node_id, node).await.map_err(admin_status)?;
         Ok(Response::new(membership_response(change)))
     }
 

@@ -297,7 +297,7 @@ mod tests {
     async fn a_restarted_node_does_not_get_its_local_share_again() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let limiter = open(&sled::open(dir.path()).unwrap());
+            let limiter = open(&super::super::local_journal::reopen(dir.path()));
             let context = DegradedContext { multiplier: Multiplier::ONE, voters: 3, now: T0 };
             for _ in 0..7 {
                 let decided = limiter.decide(&policies(), &one("shared"), false, context, true).unwrap();
@@ -307,7 +307,7 @@ mod tests {
             let peeked = limiter.decide(&policies(), &one("shared"), true, context, true).unwrap();
             assert!(peeked.charges.is_empty(), "a peek charges nothing");
         }
-        let restarted = open(&sled::open(dir.path()).unwrap());
+        let restarted = open(&super::super::local_journal::reopen(dir.path()));
         let allowed = (0..30).filter(|_| decide(&restarted, &one("shared"), false, true).allowed).count();
         assert_eq!(allowed, 3, "7 of the share of 10 were spent before the restart");
     }

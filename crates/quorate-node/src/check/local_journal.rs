@@ -138,6 +138,19 @@ impl LocalJournal {
     }
 }
 
+/// Opens a sled database again once a dropped handle's threads have let go of its file lock (tests reopen
+/// databases to prove what is on disk).
+#[cfg(test)]
+pub(crate) fn reopen(path: &std::path::Path) -> sled::Db {
+    for _ in 0..100 {
+        if let Ok(db) = sled::open(path) {
+            return db;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sled::open(path).expect("the database reopens")
+}
+
 #[cfg(test)]
 mod tests {
     use quorate_core::{SlidingWindow, TableConfig};
@@ -165,7 +178,7 @@ mod tests {
             journal.append(&[charge(T0), charge(T0 + 1)], T0 + 1).await.unwrap();
             journal.append(&[charge(T0 + 2 * MINUTE)], T0 + 2 * MINUTE).await.unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let journal = LocalJournal::open(&db, IoMode::Background).unwrap();
         let mut table = LimiterTable::new(TableConfig::default());
         let now = T0 + 2 * MINUTE + 1;

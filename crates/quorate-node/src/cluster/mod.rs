@@ -24,7 +24,7 @@ use forwarder::Forwarder;
 
 use crate::error::CheckError;
 use crate::raft::{NodeId, Raft};
-use crate::transport::{Transport, lazy_channel};
+use crate::transport::Dialer;
 
 /// How long to wait between looks for a leader.
 const LEADER_POLL: Duration = Duration::from_millis(20);
@@ -47,7 +47,7 @@ pub(crate) struct Cluster {
 struct Inner {
     id: NodeId,
     raft: Raft,
-    transport: Transport,
+    dialer: Dialer,
     limits: ForwardLimits,
     channels: Mutex<BTreeMap<String, Channel>>,
     forwarders: Mutex<BTreeMap<String, Forwarder>>,
@@ -60,13 +60,13 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// The cluster as node `id` sees it through `raft`, reaching peers over `transport` and forwarding commands
+    /// The cluster as node `id` sees it through `raft`, reaching peers with `dialer` and forwarding commands
     /// to the leader within `limits`.
-    pub(crate) fn new(id: NodeId, raft: Raft, transport: Transport, limits: ForwardLimits) -> Self {
+    pub(crate) fn new(id: NodeId, raft: Raft, dialer: Dialer, limits: ForwardLimits) -> Self {
         let inner = Inner {
             id,
             raft,
-            transport,
+            dialer,
             limits,
             channels: Mutex::new(BTreeMap::new()),
             forwarders: Mutex::new(BTreeMap::new()),
@@ -90,7 +90,7 @@ impl Cluster {
             let metrics = self.inner.raft.metrics();
             let metrics = metrics.borrow();
             let leader = metrics.current_leader?;
-            let addr = metrics.membership_config.membership().get_node(&leader).map(|n| n.addr.clone());
+            let addr = metrics.membership_config.membership().get_node(&leader).map(|n| n.peer_addr.clone());
             (leader, addr)
         };
         if leader == self.inner.id {
@@ -164,7 +164,7 @@ impl Cluster {
         if let Some(channel) = channels.get(addr) {
             return Some(channel.clone());
         }
-        let channel = lazy_channel(self.inner.transport, addr).ok()?;
+        let channel = self.inner.dialer.channel(addr).ok()?;
         channels.insert(addr.to_owned(), channel.clone());
         Some(channel)
     }

@@ -22,20 +22,20 @@ use super::typ::{
     RaftError, RpcError, VoteRequest, VoteResponse,
 };
 use super::{Node, NodeId, TypeConfig, codec};
-use crate::transport::{Transport, lazy_channel};
+use crate::transport::Dialer;
 
 /// Creates one [`PeerConnection`] per (peer, stream) openraft asks for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NetworkFactory {
     id: NodeId,
-    transport: Transport,
+    dialer: Dialer,
     contact: Contact,
 }
 
 impl NetworkFactory {
-    /// The network of node `id` over `transport`.
-    pub(crate) fn new(id: NodeId, transport: Transport) -> Self {
-        NetworkFactory { id, transport, contact: Contact::default() }
+    /// The network of node `id`, dialling with `dialer`.
+    pub(crate) fn new(id: NodeId, dialer: Dialer) -> Self {
+        NetworkFactory { id, dialer, contact: Contact::default() }
     }
 }
 
@@ -46,9 +46,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerConnection {
             id: self.id,
             target,
-            addr: node.addr.clone(),
+            addr: node.peer_addr.clone(),
             client: None,
-            transport: self.transport,
+            dialer: self.dialer.clone(),
             contact: self.contact.clone(),
         }
     }
@@ -85,7 +85,7 @@ pub(crate) struct PeerConnection {
     target: NodeId,
     addr: String,
     client: Option<RaftClient<Channel>>,
-    transport: Transport,
+    dialer: Dialer,
     contact: Contact,
 }
 
@@ -94,7 +94,7 @@ impl PeerConnection {
         if let Some(client) = &self.client {
             return Ok(client.clone());
         }
-        let client = RaftClient::new(lazy_channel(self.transport, &self.addr)?);
+        let client = RaftClient::new(self.dialer.channel(&self.addr)?);
         self.client = Some(client.clone());
         Ok(client)
     }

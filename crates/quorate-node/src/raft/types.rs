@@ -10,16 +10,19 @@ use crate::command::{EntryResponse, LogEntry};
 /// A node's id in the cluster: a positive integer from the node's config file.
 pub type NodeId = u64;
 
-/// What the cluster knows about a node: the address its gRPC server is reached at (Raft, API and admin).
+/// What the cluster knows about a node: where its peers and its clients reach it. Part of the replicated
+/// membership, so every node and every client (through `Status`) sees the same addresses.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
-    /// `host:port` of the node's gRPC server, as other nodes and clients reach it.
-    pub addr: String,
+    /// `host:port` of its peer listener: Raft and forwarded calls. Its TLS certificate must name this host.
+    pub peer_addr: String,
+    /// `host:port` of its public listener: where clients are routed.
+    pub public_addr: String,
 }
 
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.addr)
+        write!(f, "{} (public {})", self.peer_addr, self.public_addr)
     }
 }
 

@@ -4,11 +4,12 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use quorate_node::clock::SystemClock;
+use quorate_node::config::LocalAddrs;
 use quorate_node::{Node, NodeConfig, NodeHandle, NodeId, start_node};
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -27,8 +28,7 @@ impl Cluster {
     pub async fn start(policies: &str, configure: impl Fn(NodeId, &mut NodeConfig)) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let config = |id: NodeId, peers: BTreeMap<NodeId, Node>| {
-            let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-            let mut config = NodeConfig::local(id, listen, dir.path().join(format!("node{id}")), peers);
+            let mut config = NodeConfig::local(id, LocalAddrs::any_port(), dir.path().join(format!("node{id}")), peers);
             config.policies_toml = policies.to_owned();
             config.sample_system = false;
             configure(id, &mut config);
@@ -38,7 +38,9 @@ impl Cluster {
         // Followers first, so that the bootstrapping node knows their OS-assigned addresses.
         let two = start_node(config(2, BTreeMap::new()), clock.clone()).await.unwrap();
         let three = start_node(config(3, BTreeMap::new()), clock.clone()).await.unwrap();
-        let peers = [(2, &two), (3, &three)].map(|(id, n)| (id, Node { addr: n.local_addr().to_string() }));
+        let peers = [(2, &two), (3, &three)].map(|(id, n)| {
+            (id, Node { peer_addr: n.addrs().peer.to_string(), public_addr: n.addrs().public.to_string() })
+        });
         let mut first = config(1, peers.into_iter().collect());
         first.bootstrap = true;
         let one = start_node(first, clock).await.unwrap();

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16quorate/v1/admin.proto\x12\nquorate.v1\"\x14\n\x12StateDigestRequest\"R\n\x13StateDigestResponse\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\x03 \x01(\x04\"\x0f\n\rStatusRequest\"1\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\r\n\x05voter\x18\x03 \x01(\x08\"\xfd\x03\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x11\n\tleader_id\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12#\n\x07members\x18\x07 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\t \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\n \x01(\t\x12\x16\n\x0esnapshot_index\x18\x0b \x01(\x04\x12\x16\n\x0elast_log_index\x18\x0c \x01(\x04\x12\x0b\n\x03\x63pu\x18\r \x01(\x01\x12\x0e\n\x06memory\x18\x0e \x01(\x01\x12\x14\n\x0c\x63luster_load\x18\x0f \x01(\x01\x12\x12\n\nmultiplier\x18\x10 \x01(\x01\x12\'\n\x07\x64rivers\x18\x11 \x03(\x0b\x32\x16.quorate.v1.LoadSignal\x12\x13\n\x0bleases_held\x18\x12 \x01(\x04\x12\x18\n\x10leased_decisions\x18\x13 \x01(\x04\x12\x14\n\x0clease_grants\x18\x14 \x01(\x04\x12\x1a\n\x12leases_outstanding\x18\x15 \x01(\x04\x12\x1c\n\x14lease_grants_per_sec\x18\x16 \x01(\x01\")\n\nLoadSignal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"2\n\x11\x41\x64\x64LearnerRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\")\n\x17\x43hangeMembershipRequest\x12\x0e\n\x06voters\x18\x01 \x03(\x04\"L\n\x12MembershipResponse\x12#\n\x07members\x18\x01 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x11\n\tlog_index\x18\x02 \x01(\x04\"\x14\n\x12GetPoliciesRequest\"<\n\x12SetPoliciesRequest\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x04\"1\n\x10PoliciesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04toml\x18\x02 \x01(\t2\xd8\x03\n\x05\x41\x64min\x12?\n\x06Status\x12\x19.quorate.v1.StatusRequest\x1a\x1a.quorate.v1.StatusResponse\x12K\n\nAddLearner\x12\x1d.quorate.v1.AddLearnerRequest\x1a\x1e.quorate.v1.MembershipResponse\x12W\n\x10\x43hangeMembership\x12#.quorate.v1.ChangeMembershipRequest\x1a\x1e.quorate.v1.MembershipResponse\x12K\n\x0bGetPolicies\x12\x1e.quorate.v1.GetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12K\n\x0bSetPolicies\x12\x1e.quorate.v1.SetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12N\n\x0bStateDigest\x12\x1e.quorate.v1.StateDigestRequest\x1a\x1f.quorate.v1.StateDigestResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16quorate/v1/admin.proto\x12\nquorate.v1\"\x14\n\x12StateDigestRequest\"R\n\x13StateDigestResponse\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\x03 \x01(\x04\"\x0f\n\rStatusRequest\"D\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\r\n\x05voter\x18\x03 \x01(\x08\x12\x11\n\tpeer_addr\x18\x04 \x01(\t\"\xfd\x03\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x11\n\tleader_id\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12#\n\x07members\x18\x07 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\t \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\n \x01(\t\x12\x16\n\x0esnapshot_index\x18\x0b \x01(\x04\x12\x16\n\x0elast_log_index\x18\x0c \x01(\x04\x12\x0b\n\x03\x63pu\x18\r \x01(\x01\x12\x0e\n\x06memory\x18\x0e \x01(\x01\x12\x14\n\x0c\x63luster_load\x18\x0f \x01(\x01\x12\x12\n\nmultiplier\x18\x10 \x01(\x01\x12\'\n\x07\x64rivers\x18\x11 \x03(\x0b\x32\x16.quorate.v1.LoadSignal\x12\x13\n\x0bleases_held\x18\x12 \x01(\x04\x12\x18\n\x10leased_decisions\x18\x13 \x01(\x04\x12\x14\n\x0clease_grants\x18\x14 \x01(\x04\x12\x1a\n\x12leases_outstanding\x18\x15 \x01(\x04\x12\x1c\n\x14lease_grants_per_sec\x18\x16 \x01(\x01\")\n\nLoadSignal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"E\n\x11\x41\x64\x64LearnerRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x11\n\tpeer_addr\x18\x03 \x01(\t\")\n\x17\x43hangeMembershipRequest\x12\x0e\n\x06voters\x18\x01 \x03(\x04\"L\n\x12MembershipResponse\x12#\n\x07members\x18\x01 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x11\n\tlog_index\x18\x02 \x01(\x04\"\x14\n\x12GetPoliciesRequest\"<\n\x12SetPoliciesRequest\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x04\"1\n\x10PoliciesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04toml\x18\x02 \x01(\t2\xd8\x03\n\x05\x41\x64min\x12?\n\x06Status\x12\x19.quorate.v1.StatusRequest\x1a\x1a.quorate.v1.StatusResponse\x12K\n\nAddLearner\x12\x1d.quorate.v1.AddLearnerRequest\x1a\x1e.quorate.v1.MembershipResponse\x12W\n\x10\x43hangeMembership\x12#.quorate.v1.ChangeMembershipRequest\x1a\x1e.quorate.v1.MembershipResponse\x12K\n\x0bGetPolicies\x12\x1e.quorate.v1.GetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12K\n\x0bSetPolicies\x12\x1e.quorate.v1.SetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12N\n\x0bStateDigest\x12\x1e.quorate.v1.StateDigestRequest\x1a\x1f.quorate.v1.StateDigestResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,23 +38,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=144
   _globals['_STATUSREQUEST']._serialized_end=159
   _globals['_MEMBER']._serialized_start=161
-  _globals['_MEMBER']._serialized_end=210
-  _globals['_STATUSRESPONSE']._serialized_start=213
-  _globals['_STATUSRESPONSE']._serialized_end=722
-  _globals['_LOADSIGNAL']._serialized_start=724
-  _globals['_LOADSIGNAL']._serialized_end=765
-  _globals['_ADDLEARNERREQUEST']._serialized_start=767
-  _globals['_ADDLEARNERREQUEST']._serialized_end=817
-  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_start=819
-  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_end=860
-  _globals['_MEMBERSHIPRESPONSE']._serialized_start=862
-  _globals['_MEMBERSHIPRESPONSE']._serialized_end=938
-  _globals['_GETPOLICIESREQUEST']._serialized_start=940
-  _globals['_GETPOLICIESREQUEST']._serialized_end=960
-  _globals['_SETPOLICIESREQUEST']._serialized_start=962
-  _globals['_SETPOLICIESREQUEST']._serialized_end=1022
-  _globals['_POLICIESRESPONSE']._serialized_start=1024
-  _globals['_POLICIESRESPONSE']._serialized_end=1073
-  _globals['_ADMIN']._serialized_start=1076
-  _globals['_ADMIN']._serialized_end=1548
+  _globals['_MEMBER']._serialized_end=229
+  _globals['_STATUSRESPONSE']._serialized_start=232
+  _globals['_STATUSRESPONSE']._serialized_end=741
+  _globals['_LOADSIGNAL']._serialized_start=743
+  _globals['_LOADSIGNAL']._serialized_end=784
+  _globals['_ADDLEARNERREQUEST']._serialized_start=786
+  _globals['_ADDLEARNERREQUEST']._serialized_end=855
+  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_start=857
+  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_end=898
+  _globals['_MEMBERSHIPRESPONSE']._serialized_start=900
+  _globals['_MEMBERSHIPRESPONSE']._serialized_end=976
+  _globals['_GETPOLICIESREQUEST']._serialized_start=978
+  _globals['_GETPOLICIESREQUEST']._serialized_end=998
+  _globals['_SETPOLICIESREQUEST']._serialized_start=1000
+  _globals['_SETPOLICIESREQUEST']._serialized_end=1060
+  _globals['_POLICIESRESPONSE']._serialized_start=1062
+  _globals['_POLICIESRESPONSE']._serialized_end=1111
+  _globals['_ADMIN']._serialized_start=1114
+  _globals['_ADMIN']._serialized_end=1586
 # @@protoc_insertion_point(module_scope)

@@ -25,14 +25,16 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Member(_message.Message):
-    __slots__ = ("id", "addr", "voter")
+    __slots__ = ("id", "addr", "voter", "peer_addr")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
     VOTER_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDR_FIELD_NUMBER: _ClassVar[int]
     id: int
     addr: str
     voter: bool
-    def __init__(self, id: _Optional[int] = ..., addr: _Optional[str] = ..., voter: _Optional[bool] = ...) -> None: ...
+    peer_addr: str
+    def __init__(self, id: _Optional[int] = ..., addr: _Optional[str] = ..., voter: _Optional[bool] = ..., peer_addr: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("node_id", "role", "leader_id", "term", "commit_index", "applied_index", "members", "policy_version", "tracked_keys", "addr", "snapshot_index", "last_log_index", "cpu", "memory", "cluster_load", "multiplier", "drivers", "leases_held", "leased_decisions", "lease_grants", "leases_outstanding", "lease_grants_per_sec")
@@ -91,12 +93,14 @@ class LoadSignal(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class AddLearnerRequest(_message.Message):
-    __slots__ = ("node_id", "addr")
+    __slots__ = ("node_id", "addr", "peer_addr")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
+    PEER_ADDR_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     addr: str
-    def __init__(self, node_id: _Optional[int] = ..., addr: _Optional[str] = ...) -> None: ...
+    peer_addr: str
+    def __init__(self, node_id: _Optional[int] = ..., addr: _Optional[str] = ..., peer_addr: _Optional[str] = ...) -> None: ...
 
 class ChangeMembershipRequest(_message.Message):
     __slots__ = ("voters",)

@@ -2,16 +2,33 @@
 //!
 //! ```toml
 //! id = 1
-//! listen = "127.0.0.1:7101"       # where the gRPC server binds (Raft, API and admin on one port)
-//! advertise = "127.0.0.1:7101"    # how peers and clients reach it (default: listen)
 //! data_dir = "data/node1"
 //! bootstrap = true                # initialise the cluster from `peers` if there is no state yet: only the
 //!                                 # initial member with the lowest id may (an error elsewhere)
 //! policies = "deploy/policies.toml"  # installed by the first leader; the built-in sample if omitted
 //!
+//! [public]                        # API servers and Envoy: RateLimiter, RLS, health, Admin/Status
+//! listen = "0.0.0.0:7101"
+//! advertise = "quorate-1.internal:7101"   # how clients reach it (default: listen)
+//! tls = { cert = "certs/node1.pem", key = "certs/node1.key" }  # + ca = "...": require client certificates
+//!
+//! [peer]                          # other nodes only: Raft and forwarded calls, mutual TLS
+//! listen = "0.0.0.0:7201"
+//! advertise = "quorate-1.internal:7201"
+//! tls = { cert = "certs/node1.pem", key = "certs/node1.key", ca = "certs/ca.pem" }
+//!
+//! [admin]                         # the Admin service (default 127.0.0.1:7301)
+//! listen = "127.0.0.1:7301"
+//!
+//! [[tokens]]                      # bearer tokens, as salted hashes (`quorate token new --role check`)
+//! name = "api-servers"
+//! roles = ["check", "report_load"] # check, report_load, admin
+//! hash = "sha256:..."
+//!
 //! [[peers]]                       # the other initial members
 //! id = 2
-//! addr = "127.0.0.1:7102"
+//! peer = "quorate-2.internal:7201"   # its peer listener
+//! public = "quorate-2.internal:7101" # its public listener
 //!
 //! [raft]                          # all optional
 //! heartbeat = "100ms"
@@ -31,7 +48,13 @@
 //! response_headers = false        # true: answer with X-RateLimit-Limit/-Remaining/-Reset for Envoy to add
 //! ```
 //!
-//! Unknown keys are errors, and every error names the field it is about.
+//! Unknown keys are errors, and every error names the field it is about. A node refuses plaintext on a
+//! non-loopback address and an admin listener nobody can authenticate to, unless the listener says
+//! `insecure = true` ([`listeners`]).
+
+mod address;
+pub mod listeners;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -42,6 +65,11 @@ use quorate_core::policy::{PolicySet, SAMPLE_POLICIES_TOML};
 use quorate_core::{DEFAULT_MAX_KEYS, TableConfig};
 use serde::Deserialize;
 
+pub(crate) use address::{host_of, host_port};
+pub use listeners::{DEFAULT_ADMIN_LISTEN, ListenerConfig, RawListener, RawTls};
+pub use tokens::RawToken;
+
+use crate::auth::{ListenerKind, TokenRule};
 use crate::error::ConfigError;
 use crate::raft::{Node, NodeId};
 use crate::transport::Transport;
@@ -78,10 +106,6 @@ pub const MAX_INFLIGHT: usize = 64;
 pub struct RawConfig {
     /// This node's id: a positive integer, unique in the cluster.
     pub id: NodeId,
-    /// Bind address of the gRPC server.
-    pub listen: String,
-    /// Address others reach this node at; defaults to `listen`.
-    pub advertise: Option<String>,
     /// Where sled keeps the log, the vote and snapshots.
     pub data_dir: PathBuf,
     /// Whether this node initialises a fresh cluster.
@@ -89,6 +113,15 @@ pub struct RawConfig {
     pub bootstrap: bool,
     /// Path of the policies file the first leader installs; the built-in sample if omitted.
     pub policies: Option<PathBuf>,
+    /// The public listener.
+    pub public: Option<RawListener>,
+    /// The peer listener.
+    pub peer: Option<RawListener>,
+    /// The admin listener.
+    pub admin: Option<RawListener>,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
     /// The other initial members.
     #[serde(default)]
     pub peers: Vec<RawPeer>,
@@ -120,8 +153,10 @@ pub struct RawLoad {
 pub struct RawPeer {
     /// The peer's id.
     pub id: NodeId,
-    /// The peer's `host:port`.
-    pub addr: String,
+    /// `host:port` of its peer listener.
+    pub peer: String,
+    /// `host:port` of its public listener (clients are routed there).
+    pub public: String,
 }
 
 /// The `[raft]` table.
@@ -180,10 +215,14 @@ pub struct EnvoyConfig {
 pub struct NodeConfig {
     /// This node's id.
     pub id: NodeId,
-    /// Bind address.
-    pub listen: SocketAddr,
-    /// Address advertised to peers and clients; `None` means the bound address.
-    pub advertise: Option<String>,
+    /// The public listener: API servers and Envoy.
+    pub public: ListenerConfig,
+    /// The peer listener: other nodes.
+    pub peer: ListenerConfig,
+    /// The admin listener: operators.
+    pub admin: ListenerConfig,
+    /// The API tokens accepted on the public and admin listeners.
+    pub tokens: Vec<TokenRule>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Whether this node initialises a fresh cluster.
@@ -241,34 +280,6 @@ fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Du
     }
 }
 
-/// Checks that `text` is `host:port` as peers and clients dial it: a host name, an IPv4 address or a bracketed
-/// IPv6 address, and a port from 1 to 65535.
-fn host_port(field: &str, text: &str) -> Result<(), ConfigError> {
-    let bad = |why: &str| error(field, format!("{text:?} is not host:port ({why})"));
-    let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("no port"))?;
-    match port.parse::<u16>() {
-        Ok(port) if port > 0 => {}
-        _ => return Err(bad("the port must be a number from 1 to 65535")),
-    }
-    let valid_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        v6.parse::<std::net::Ipv6Addr>().is_ok()
-    } else {
-        !host.is_empty()
-            && host.len() <= 253
-            && host.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            })
-    };
-    if !valid_host {
-        return Err(bad("the host must be a name, an IPv4 address or [an IPv6 address]"));
-    }
-    Ok(())
-}
-
 /// Names the line of byte `offset` in `text` for an error message: its number and its text, which shows the
 /// key (toml's own message names the problem, not where it is).
 fn line_at(text: &str, offset: usize) -> String {
@@ -311,20 +322,34 @@ impl NodeConfig {
         if raw.id == 0 {
             return Err(error("id", "must be a positive integer"));
         }
-        let listen: SocketAddr =
-            raw.listen.parse().map_err(|e| error("listen", format!("{:?} is not host:port: {e}", raw.listen)))?;
-        let mut peers = BTreeMap::new();
-        for (i, peer) in raw.peers.iter().enumerate() {
-            if peer.id == 0 || peer.id == raw.id {
-                return Err(error(&format!("peers[{i}].id"), format!("{} is zero or this node's own id", peer.id)));
-            }
-            host_port(&format!("peers[{i}].addr"), &peer.addr)?;
-            if peers.insert(peer.id, Node { addr: peer.addr.clone() }).is_some() {
-                return Err(error(&format!("peers[{i}].id"), format!("{} appears twice", peer.id)));
+        let tokens = tokens::tokens(&raw.tokens)?;
+        let public = listeners::listener(ListenerKind::Public, raw.public.as_ref(), base, &tokens)?;
+        let peer = listeners::listener(ListenerKind::Peer, raw.peer.as_ref(), base, &tokens)?;
+        let admin = listeners::listener(ListenerKind::Admin, raw.admin.as_ref(), base, &tokens)?;
+        let listeners = [("public", &public), ("peer", &peer), ("admin", &admin)];
+        for (i, (name, listener)) in listeners.iter().enumerate() {
+            for (earlier, other) in &listeners[..i] {
+                let (a, b) = (listener.listen, other.listen);
+                let same_ip = a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+                if a.port() == b.port() && same_ip {
+                    return Err(error(
+                        &format!("{name}.listen"),
+                        format!("{a} overlaps {earlier}.listen ({b}): each listener needs its own port"),
+                    ));
+                }
             }
         }
-        if let Some(advertise) = &raw.advertise {
-            host_port("advertise", advertise)?;
+        let mut peers = BTreeMap::new();
+        for (i, entry) in raw.peers.iter().enumerate() {
+            if entry.id == 0 || entry.id == raw.id {
+                return Err(error(&format!("peers[{i}].id"), format!("{} is zero or this node's own id", entry.id)));
+            }
+            host_port(&format!("peers[{i}].peer"), &entry.peer)?;
+            host_port(&format!("peers[{i}].public"), &entry.public)?;
+            let node = Node { peer_addr: entry.peer.clone(), public_addr: entry.public.clone() };
+            if peers.insert(entry.id, node).is_some() {
+                return Err(error(&format!("peers[{i}].id"), format!("{} appears twice", entry.id)));
+            }
         }
         if raw.bootstrap
             && let Some(lowest) = peers.keys().next().filter(|&&lowest| lowest < raw.id)
@@ -390,8 +415,10 @@ impl NodeConfig {
         }
         Ok(NodeConfig {
             id: raw.id,
-            listen,
-            advertise: raw.advertise.filter(|a| !a.trim().is_empty()),
+            public,
+            peer,
+            admin,
+            tokens,
             data_dir: base.join(raw.data_dir),
             bootstrap: raw.bootstrap,
             peers,
@@ -417,12 +444,15 @@ impl NodeConfig {
         })
     }
 
-    /// A config for a node of a local cluster (used by `quorate dev` and tests): the sample policies, defaults.
-    pub fn local(id: NodeId, listen: SocketAddr, data_dir: PathBuf, peers: BTreeMap<NodeId, Node>) -> Self {
+    /// A config for a node of a local cluster (used by `quorate dev` and tests): plaintext listeners at `addrs`
+    /// (loopback), no tokens, the sample policies, defaults.
+    pub fn local(id: NodeId, addrs: LocalAddrs, data_dir: PathBuf, peers: BTreeMap<NodeId, Node>) -> Self {
         NodeConfig {
             id,
-            listen,
-            advertise: None,
+            public: ListenerConfig::plaintext(addrs.public),
+            peer: ListenerConfig::plaintext(addrs.peer),
+            admin: ListenerConfig::plaintext(addrs.admin),
+            tokens: Vec::new(),
             data_dir,
             bootstrap: false,
             peers,
@@ -445,86 +475,226 @@ impl NodeConfig {
     }
 }
 
+/// Where the three listeners of a [`NodeConfig::local`] node bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalAddrs {
+    /// The public listener.
+    pub public: SocketAddr,
+    /// The peer listener.
+    pub peer: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+}
+
+impl LocalAddrs {
+    /// Ports `public`, `public + 100` and `public + 200` on 127.0.0.1: `quorate dev`'s scheme.
+    pub fn loopback(public: u16) -> Self {
+        let at = |port: u16| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+        LocalAddrs { public: at(public), peer: at(public.saturating_add(100)), admin: at(public.saturating_add(200)) }
+    }
+
+    /// Port 0 everywhere: the OS picks (single-node tests).
+    pub fn any_port() -> Self {
+        LocalAddrs::loopback(0).with_ports(0, 0, 0)
+    }
+
+    fn with_ports(mut self, public: u16, peer: u16, admin: u16) -> Self {
+        self.public.set_port(public);
+        self.peer.set_port(peer);
+        self.admin.set_port(admin);
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Role, TokenHash};
 
     fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
         NodeConfig::parse(text, Path::new("/tmp"))
     }
 
-    const MINIMAL: &str = "id = 1\nlisten = \"127.0.0.1:7101\"\ndata_dir = \"d\"\n";
+    /// Top-level keys of a minimal config: `config()` puts more before the listener tables.
+    const TOP: &str = "id = 1\ndata_dir = \"d\"\n";
+    const LISTENERS: &str = "[public]\nlisten = \"127.0.0.1:7101\"\n[peer]\nlisten = \"127.0.0.1:7201\"\n\
+                             [admin]\ninsecure = true\n";
+
+    /// A config with `top` added to the top-level keys and `tables` after the listeners.
+    fn config(top: &str, tables: &str) -> String {
+        format!("{TOP}{top}\n{LISTENERS}{tables}")
+    }
+
+    fn minimal() -> String {
+        config("", "")
+    }
 
     #[test]
     fn minimal_config_takes_the_defaults_and_the_sample_policies() {
-        let config = parse(MINIMAL).unwrap();
+        let config = parse(&minimal()).unwrap();
         assert_eq!(config.heartbeat, DEFAULT_HEARTBEAT);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(config.admin.listen.to_string(), DEFAULT_ADMIN_LISTEN);
+        assert!(config.tokens.is_empty());
         assert!(PolicySet::from_toml(&config.policies_toml).is_ok());
     }
 
     #[test]
     fn envoy_response_headers_are_off_unless_configured() {
-        assert!(!parse(MINIMAL).unwrap().envoy.response_headers);
-        let on = parse(&format!("{MINIMAL}[envoy]\nresponse_headers = true")).unwrap();
+        assert!(!parse(&minimal()).unwrap().envoy.response_headers);
+        let on = parse(&config("", "[envoy]\nresponse_headers = true")).unwrap();
         assert!(on.envoy.response_headers);
     }
 
     #[test]
     fn addresses_may_be_names_ipv4_or_bracketed_ipv6() {
         for addr in ["node2.internal:7101", "10.0.0.2:7101", "[::1]:7101", "[2001:db8::2]:443", "localhost:1"] {
-            let text = format!("advertise = \"{addr}\"\n{MINIMAL}[[peers]]\nid = 2\naddr = \"{addr}\"");
+            let text = config("", &format!("[[peers]]\nid = 2\npeer = \"{addr}\"\npublic = \"{addr}\"")).replace(
+                "listen = \"127.0.0.1:7101\"",
+                &format!("listen = \"127.0.0.1:7101\"\nadvertise = \"{addr}\""),
+            );
             let config = parse(&text).unwrap_or_else(|e| panic!("{addr}: {e}"));
-            assert_eq!(config.advertise.as_deref(), Some(addr));
+            assert_eq!(config.public.advertise.as_deref(), Some(addr));
+            assert_eq!(config.peers[&2].peer_addr, addr);
         }
     }
 
     #[test]
+    fn tokens_are_read_as_names_roles_and_hashes() {
+        let hash = TokenHash::new("qrt_example").unwrap();
+        let text =
+            config("", &format!("[[tokens]]\nname = \"ops\"\nroles = [\"admin\", \"check\"]\nhash = \"{hash}\"\n"))
+                .replace("[admin]\ninsecure = true\n", "");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.tokens.len(), 1);
+        assert_eq!(config.tokens[0].roles.iter().copied().collect::<Vec<_>>(), [Role::Check, Role::Admin]);
+        assert!(config.tokens[0].hash.matches("qrt_example"));
+    }
+
+    #[test]
     fn deploy_samples_are_valid() {
+        // The samples with the certificates `quorate certs init` would write beside them.
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = PathBuf::from(format!("{}/../../deploy", env!("CARGO_MANIFEST_DIR")));
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        let ca = crate::tls::test_pki::TestCa::new("quorate test CA");
+        ca.write(&dir.path().join("certs"));
         for i in 1..=3 {
-            let path = PathBuf::from(format!("{}/../../deploy/node{i}.toml", env!("CARGO_MANIFEST_DIR")));
+            let host = format!("quorate-{i}.internal");
+            ca.issue(&dir.path().join("certs"), &format!("node{i}"), &[&host, "localhost"]);
+            std::fs::copy(deploy.join(format!("node{i}.toml")), dir.path().join(format!("node{i}.toml"))).unwrap();
+        }
+        std::fs::copy(deploy.join("policies.toml"), dir.path().join("policies.toml")).unwrap();
+        for i in 1..=3 {
+            let path = dir.path().join(format!("node{i}.toml"));
             let config = NodeConfig::load(&path).unwrap();
             assert_eq!(config.id, i);
             assert_eq!(config.peers.len(), 2);
             assert_eq!(config.bootstrap, i == 1);
+            assert!(config.peer.tls.as_ref().is_some_and(|tls| tls.ca.is_some()), "peers use mutual TLS");
+            assert!(config.public.tls.is_some());
         }
     }
 
     #[test]
     fn errors_name_the_field() {
+        let hash = TokenHash::new("qrt_x").unwrap();
+        let open_admin = |text: String| text.replace("[admin]\ninsecure = true\n", "");
         let cases = [
-            (format!("{MINIMAL}[raft]\nheartbeat = \"soon\""), "raft.heartbeat"),
-            (format!("{MINIMAL}[raft]\nelection_timeout_min = \"150ms\""), "raft.election_timeout_min"),
-            (format!("{MINIMAL}[[peers]]\nid = 1\naddr = \"x:1\""), "peers[0].id"),
-            (MINIMAL.replace("127.0.0.1:7101", "localhost"), "listen"),
-            (MINIMAL.replace("id = 1", "id = 0"), "id"),
-            (format!("{MINIMAL}[limits]\nmax_keys = 0"), "limits.max_keys"),
-            (format!("{MINIMAL}colour = \"blue\""), "colour"),
-            (format!("{MINIMAL}policies = \"/nonexistent/p.toml\""), "policies"),
-            (format!("{MINIMAL}[envoy]\nheaders = true"), "headers"),
-            (format!("{MINIMAL}[envoy]\nresponse_headers = \"yes\""), "response_headers"),
-            (format!("{MINIMAL}[limits]\ncache_bytes = 0"), "limits.cache_bytes"),
-            (format!("{MINIMAL}[limits]\nmax_inflight = 0"), "limits.max_inflight"),
-            (format!("{MINIMAL}[limits]\nmax_inflight = 65"), "limits.max_inflight"),
-            (format!("{MINIMAL}[raft]\nsnapshot_every = 0"), "raft.snapshot_every"),
-            (format!("advertise = \"no-port-here\"\n{MINIMAL}"), "advertise"),
-            (format!("advertise = \"host:0\"\n{MINIMAL}"), "advertise"),
-            (format!("advertise = \"bad_host:7101\"\n{MINIMAL}"), "advertise"),
-            (format!("advertise = \"[::zz]:7101\"\n{MINIMAL}"), "advertise"),
-            (format!("{MINIMAL}[[peers]]\nid = 2\naddr = \"not an address\""), "peers[0].addr"),
-            (format!("{MINIMAL}[[peers]]\nid = 2\naddr = \"\""), "peers[0].addr"),
-            (format!("{MINIMAL}[[peers]]\nid = 2\naddr = \"node2:99999\""), "peers[0].addr"),
+            (config("", "[raft]\nheartbeat = \"soon\""), "raft.heartbeat"),
+            (config("", "[raft]\nelection_timeout_min = \"150ms\""), "raft.election_timeout_min"),
+            (config("", "[[peers]]\nid = 1\npeer = \"x:1\"\npublic = \"x:2\""), "peers[0].id"),
+            (minimal().replace("127.0.0.1:7101", "localhost"), "public.listen"),
+            (minimal().replace("id = 1", "id = 0"), "id"),
+            (config("", "[limits]\nmax_keys = 0"), "limits.max_keys"),
+            (config("colour = \"blue\"", ""), "colour"),
+            (config("policies = \"/nonexistent/p.toml\"", ""), "policies"),
+            (config("", "[envoy]\nheaders = true"), "headers"),
+            (config("", "[envoy]\nresponse_headers = \"yes\""), "response_headers"),
+            (config("", "[limits]\ncache_bytes = 0"), "limits.cache_bytes"),
+            (config("", "[limits]\nmax_inflight = 0"), "limits.max_inflight"),
+            (config("", "[limits]\nmax_inflight = 65"), "limits.max_inflight"),
+            (config("", "[raft]\nsnapshot_every = 0"), "raft.snapshot_every"),
+            (config("listen = \"127.0.0.1:7101\"", ""), "listen"),
+            (minimal().replace("[peer]\nlisten = \"127.0.0.1:7201\"\n", ""), "peer"),
+            (minimal().replace("7201", "7101"), "peer.listen"),
+            (
+                minimal().replace(
+                    "listen = \"127.0.0.1:7101\"",
+                    "listen = \"127.0.0.1:7101\"\nadvertise = \"no-port-here\"",
+                ),
+                "public.advertise",
+            ),
+            (
+                minimal().replace("listen = \"127.0.0.1:7101\"", "listen = \"127.0.0.1:7101\"\nadvertise = \"host:0\""),
+                "public.advertise",
+            ),
+            (
+                minimal().replace(
+                    "listen = \"127.0.0.1:7101\"",
+                    "listen = \"127.0.0.1:7101\"\nadvertise = \"bad_host:7101\"",
+                ),
+                "public.advertise",
+            ),
+            (
+                minimal()
+                    .replace("listen = \"127.0.0.1:7101\"", "listen = \"127.0.0.1:7101\"\nadvertise = \"[::zz]:7101\""),
+                "public.advertise",
+            ),
+            (config("", "[[peers]]\nid = 2\npeer = \"not an address\"\npublic = \"n2:7101\""), "peers[0].peer"),
+            (config("", "[[peers]]\nid = 2\npeer = \"n2:7201\"\npublic = \"\""), "peers[0].public"),
+            (config("", "[[peers]]\nid = 2\npeer = \"node2:99999\"\npublic = \"n2:7101\""), "peers[0].peer"),
+            (config("", "[[peers]]\nid = 2\naddr = \"n2:7101\""), "addr"),
             // Three nodes all with bootstrap = true: the two without the lowest id refuse to start.
             (
-                format!(
-                    "bootstrap = true\n{}[[peers]]\nid = 1\naddr = \"n1:7101\"",
-                    MINIMAL.replace("id = 1", "id = 2")
-                ),
+                config("bootstrap = true", "[[peers]]\nid = 1\npeer = \"n1:7201\"\npublic = \"n1:7101\"")
+                    .replace("id = 1\ndata_dir", "id = 2\ndata_dir"),
                 "bootstrap",
+            ),
+            // Safe defaults: plaintext off loopback, an admin listener nobody can authenticate to.
+            (minimal().replace("127.0.0.1:7101", "0.0.0.0:7101"), "public.advertise"),
+            (minimal().replace("127.0.0.1:7101\"", "0.0.0.0:7101\"\nadvertise = \"n1:7101\""), "public"),
+            (minimal().replace("127.0.0.1:7201\"", "10.0.0.1:7201\""), "peer"),
+            (open_admin(minimal()), "admin"),
+            (
+                open_admin(config("", &format!("[[tokens]]\nname = \"api\"\nroles = [\"check\"]\nhash = \"{hash}\""))),
+                "admin",
+            ),
+            (
+                minimal().replace(
+                    "listen = \"127.0.0.1:7201\"",
+                    "listen = \"127.0.0.1:7201\"\ntls = { cert = \"c.pem\", key = \"k.pem\" }",
+                ),
+                "peer.tls.cert",
+            ),
+            (
+                minimal().replace(
+                    "listen = \"127.0.0.1:7101\"",
+                    "listen = \"127.0.0.1:7101\"\ntls = { cert = \"/nonexistent.pem\", key = \"k.pem\" }",
+                ),
+                "public.tls.cert",
+            ),
+            (config("", "[[tokens]]\nname = \"api\"\nroles = [\"root\"]\nhash = \"x\""), "tokens[0].roles"),
+            (
+                config("", "[[tokens]]\nname = \"api\"\nroles = [\"check\"]\nhash = \"plaintext-token\""),
+                "tokens[0].hash",
+            ),
+            (config("", "[[tokens]]\nname = \"\"\nroles = [\"check\"]\nhash = \"x\""), "tokens[0].name"),
+            (
+                config(
+                    "",
+                    &format!(
+                        "[[tokens]]\nname = \"a\"\nroles = [\"check\"]\nhash = \"{hash}\"\n[[tokens]]\nname = \"a\"\nroles = [\"check\"]\nhash = \"{hash}\""
+                    ),
+                ),
+                "tokens[1].name",
             ),
         ];
         for (text, field) in cases {
-            let message = parse(&text).unwrap_err().to_string();
+            let message = match parse(&text) {
+                Ok(_) => panic!("{field}: accepted\n{text}"),
+                Err(e) => e.to_string(),
+            };
             assert!(message.contains(field), "{field}: {message}");
         }
     }
