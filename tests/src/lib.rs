@@ -137,14 +137,15 @@ impl Ports {
     }
 }
 
-fn free_port() -> u16 {
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
     // Bind to port 0 and release it: the OS hands out ports in sequence, so a reuse race is very unlikely.
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// The binary under test: `$QUORATE_BIN`, or `quorate-under-test` next to the test executable's `deps/` folder
 /// (cargo builds it for this package's integration tests).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("QUORATE_BIN") {
         return PathBuf::from(path);
     }
@@ -449,6 +450,9 @@ pub async fn call(
 /// removed on drop, also when the test panics. Needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and `ip` (iproute2).
 #[derive(Debug)]
 pub struct NetnsCluster {
+    /// Held while the cluster exists: the namespaces' names and client subnet come from the process id, and the
+    /// partition tests' timing assumes no other namespace cluster competes for the two cores.
+    _exclusive: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     pid: u32,
     /// Third octet of the client links' addresses, from the process id so that parallel runs do not collide.
@@ -493,11 +497,15 @@ impl NetnsCluster {
     /// the message says why, for the test to skip. Any later setup failure panics (after cleaning up).
     pub fn start(n: u64, check_deadline: &str) -> Result<Self, String> {
         assert!((1..=9).contains(&n), "NetnsCluster supports 1 to 9 nodes");
+        // One namespace cluster at a time in this process (a test that panicked leaves the lock poisoned, not
+        // held: its cluster was dropped).
+        static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let exclusive = EXCLUSIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let pid = std::process::id();
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
         let subnet = 16 + (pid % 224) as u8;
-        let mut cluster = NetnsCluster { dir, pid, subnet, n, nodes: BTreeMap::new() };
+        let mut cluster = NetnsCluster { _exclusive: exclusive, dir, pid, subnet, n, nodes: BTreeMap::new() };
         cluster.cleanup_network();
         // The one step whose failure means "this machine cannot do namespaces": skip, don't fail.
         run_ip(&["netns", "add", &cluster.bridge_ns()])

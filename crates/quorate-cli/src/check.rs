@@ -15,6 +15,7 @@ use quorate_client::headers::rate_limit_headers;
 use quorate_client::{Client, Decision, Descriptor, Descriptors, LimitDecision};
 use serde_json::{Value, json};
 
+use crate::credentials::CredentialArgs;
 use crate::output;
 
 /// Arguments of `quorate check`, which sends one check and shows the decision with its HTTP rate-limit headers.
@@ -42,6 +43,9 @@ pub struct CheckArgs {
     /// Milliseconds allowed for connecting to a node and for its answer.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub timeout_ms: u64,
+    /// Token and TLS files for a secured cluster.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }
 
 /// A `name=value` command-line pair, split at the first `=` (so the value may contain `=`).
@@ -76,6 +80,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
     let descriptors = build_descriptors(&args)?;
     let timeout = Duration::from_millis(args.timeout_ms);
     let client = Client::builder(args.endpoints.iter().cloned())
+        .credentials(args.credentials.credentials()?)
         .connect_timeout(timeout)
         .call_timeout(timeout)
         .deadline(timeout)
@@ -221,6 +226,7 @@ mod tests {
             peek: true,
             json: false,
             timeout_ms: 1000,
+            credentials: CredentialArgs::default(),
         }
     }
 

@@ -3,18 +3,22 @@
 //! - `serve --config node1.toml`: one node ([`serve`]), on quorate-node's library API.
 //! - `dev`: a local three-node cluster with the sample tier policies ([`dev`]).
 //! - `check`, `status`, `bench`: clients of a running cluster ([`check`], [`status`], [`bench`](mod@bench)), on
-//!   quorate-client (its endpoints, failover and headers).
+//!   quorate-client (its endpoints, failover and headers), with a token and TLS files ([`credentials`]).
+//! - `certs init`, `token new`: the certificates and API tokens of a secured cluster ([`certs`], [`token`]).
 //!
 //! The binary's `main` is [`main`]: it parses the command line, sets up logging, runs the command and reports
 //! its error once, ripgrep-style.
 
 pub mod bench;
+pub mod certs;
 pub mod check;
+pub mod credentials;
 pub mod dev;
 mod grpc;
 mod output;
 pub mod serve;
 pub mod status;
+pub mod token;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -49,6 +53,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Closed-loop load against a cluster: checks/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Makes the certificates of a TLS cluster (`certs init`).
+    Certs(certs::CertsArgs),
+    /// Makes API tokens (`token new --role check`).
+    Token(token::TokenArgs),
 }
 
 /// Runs the `quorate` command line of this process and returns its exit code: the error, if any, is printed once
@@ -87,6 +95,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Certs(args) => certs::run(args),
+        Command::Token(args) => token::run(args),
     }
 }
 

@@ -13,8 +13,10 @@ use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::{StatusRequest, StatusResponse};
 use serde_json::{Value, json};
 
+use quorate_client::Credentials;
 use quorate_client::endpoint::{self, connect};
 
+use crate::credentials::CredentialArgs;
 use crate::grpc::status_line;
 use crate::output;
 
@@ -31,6 +33,9 @@ pub struct StatusArgs {
     /// Milliseconds allowed per node (connect and answer); a slower node is shown as unreachable.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub timeout_ms: u64,
+    /// Token and TLS files for a secured cluster.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }
 
 /// One row of the cluster table: a node and what it said about itself, or why it could not be asked.
@@ -48,12 +53,14 @@ struct NodeRow {
 /// Returns an error if the endpoints are invalid or none of them answers. Unreachable members are not errors:
 /// they are rows of the table.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let urls = endpoint::normalize_all(&args.endpoints)?;
+    let credentials = args.credentials.credentials()?;
+    let urls = endpoint::normalize_all(&args.endpoints, credentials.uses_tls())?;
+    let credentials = &credentials;
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut first = None;
     let mut last_failure = anyhow!("no endpoint tried");
     for url in &urls {
-        match ask(url, timeout).await {
+        match ask(url, credentials, timeout).await {
             Ok(status) => {
                 first = Some((url.clone(), status));
                 break;
@@ -65,8 +72,8 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         return Err(last_failure.context(format!("none of {} endpoint(s) answered", urls.len())));
     };
     let asks = first.members.iter().map(|m| async move {
-        let status = match endpoint::normalize(&m.addr) {
-            Ok(url) => ask(&url, timeout).await.map_err(|e| short_reason(&e)),
+        let status = match endpoint::normalize_for(&m.addr, credentials.uses_tls()) {
+            Ok(url) => ask(&url, credentials, timeout).await.map_err(|e| short_reason(&e)),
             Err(e) => Err(e.to_string()),
         };
         NodeRow { id: m.id, addr: m.addr.clone(), status }
@@ -88,9 +95,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 /// Asks one node for its status, connect and call together bounded by `timeout`.
-async fn ask(url: &str, timeout: Duration) -> anyhow::Result<StatusResponse> {
+async fn ask(url: &str, credentials: &Credentials, timeout: Duration) -> anyhow::Result<StatusResponse> {
     let call = async {
-        let mut client = AdminClient::new(connect(url, timeout, Some(timeout)).await?);
+        let mut client = AdminClient::new(connect(url, credentials, timeout, Some(timeout)).await?);
         let response = client.status(StatusRequest {}).await.map_err(|s| anyhow!("{}", status_line(&s)))?;
         anyhow::Ok(response.into_inner())
     };

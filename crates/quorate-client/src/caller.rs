@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::config::Settings;
 use crate::error::ClientError;
 use crate::routing::Routing;
+use crate::security::NodeChannel;
 
 /// The first pause between two attempts; it doubles up to [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(10);
@@ -72,7 +72,7 @@ impl Caller {
     /// Runs `attempt` on a node, retrying on others within the deadline as the module docs describe.
     pub(crate) async fn call<T, F, Fut>(&self, kind: Call, attempt: F) -> Result<T, ClientError>
     where
-        F: Fn(Channel) -> Fut,
+        F: Fn(NodeChannel) -> Fut,
         Fut: Future<Output = Result<T, tonic::Status>>,
     {
         let settings = &self.settings;
@@ -107,7 +107,7 @@ impl Caller {
                     return Ok(answer);
                 }
                 Ok(Err(status)) => {
-                    last = format!("{url}: {:?}: {}", status.code(), status.message());
+                    last = format!("{url}: {:?}: {}", status.code(), describe(&status));
                     classify(&status)
                 }
                 Err(_) => {
@@ -139,6 +139,19 @@ impl Caller {
 }
 
 /// Sorts a failed attempt's status into what the retry rules need.
+/// A status's message and what caused it: for a failed connection tonic says only "transport error", the causes
+/// say what failed (refused, a certificate the CA did not sign, ...).
+fn describe(status: &tonic::Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn classify(status: &tonic::Status) -> Failure {
     match status.code() {
         Code::Unavailable if never_sent(status) => Failure::NotSent,

@@ -12,6 +12,7 @@ use crate::client::Client;
 use crate::endpoint;
 use crate::error::ClientError;
 use crate::fallback::LocalLimit;
+use crate::security::{BearerToken, Credentials, Tls};
 
 /// Default time one call to one node may take. It is above a node's default check deadline (2 s), so that a
 /// node which cannot reach a quorum answers `UNAVAILABLE` (safe to retry elsewhere) before the client gives up.
@@ -64,6 +65,7 @@ pub(crate) struct Settings {
     pub(crate) connector: Option<Connector>,
     pub(crate) coalesce: Coalescing,
     pub(crate) leases: bool,
+    pub(crate) credentials: Credentials,
 }
 
 /// How concurrent checks of one client are grouped into `CheckBatch` calls (see [`ClientBuilder::coalesce`]).
@@ -113,6 +115,8 @@ impl std::fmt::Debug for Connector {
 pub struct ClientBuilder {
     endpoints: Vec<String>,
     settings: Settings,
+    /// A bad token or TLS file given to a setter, reported by `build` (setters do not return errors).
+    deferred_error: Option<ClientError>,
 }
 
 impl ClientBuilder {
@@ -133,6 +137,7 @@ impl ClientBuilder {
                 discover_leader: true,
                 leader_refresh: DEFAULT_LEADER_REFRESH,
                 connector: None,
+                credentials: Credentials::none(),
                 coalesce: Coalescing {
                     enabled: true,
                     max_batch: DEFAULT_COALESCE_MAX_BATCH,
@@ -140,6 +145,7 @@ impl ClientBuilder {
                 },
                 leases: false,
             },
+            deferred_error: None,
         }
     }
 
@@ -230,6 +236,33 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses TLS with every node: their certificates must be signed by the given CA, and with an identity the
+    /// client presents its own certificate (mutual TLS). Endpoints are then `https://` (a bare `host:port`
+    /// becomes one).
+    pub fn tls(mut self, tls: Tls) -> ClientBuilder {
+        match self.settings.credentials.clone().with_tls(tls) {
+            Ok(credentials) => self.settings.credentials = credentials,
+            Err(error) => self.deferred_error = Some(error),
+        }
+        self
+    }
+
+    /// Sends `token` (from `quorate token new`) as `authorization: Bearer <token>` on every call. A node with
+    /// tokens configured answers `UNAUTHENTICATED` to calls without a known one.
+    pub fn token(mut self, token: &str) -> ClientBuilder {
+        match BearerToken::new(token) {
+            Ok(token) => self.settings.credentials.token = token,
+            Err(error) => self.deferred_error = Some(error),
+        }
+        self
+    }
+
+    /// Sets TLS and token at once, e.g. from the command line's options.
+    pub fn credentials(mut self, credentials: Credentials) -> ClientBuilder {
+        self.settings.credentials = credentials;
+        self
+    }
+
     /// Replaces how a channel is made from a node's endpoint (already given its connect timeout); the default is
     /// [`Endpoint::connect_lazy`]. For transports tonic does not dial itself, e.g. a simulated network:
     /// `.connector(|endpoint| endpoint.connect_with_connector_lazy(my_connector.clone()))`. The channel should
@@ -246,11 +279,14 @@ impl ClientBuilder {
     ///
     /// - [`ClientError::NoEndpoints`] if the endpoint list is empty;
     /// - [`ClientError::InvalidEndpoint`] if an endpoint is not `host:port` or `http://host:port`;
-    /// - [`ClientError::InvalidConfig`] if a timeout is zero, or the local fallback has a zero limit, period or
-    ///   key capacity.
+    /// - [`ClientError::InvalidConfig`] if a timeout is zero, the local fallback has a zero limit, period or
+    ///   key capacity, the token is not one line of visible ASCII or a TLS file is not PEM.
     pub fn build(self) -> Result<Client, ClientError> {
+        if let Some(error) = self.deferred_error {
+            return Err(error);
+        }
         let mut settings = self.settings;
-        settings.urls = endpoint::normalize_all(&self.endpoints)?;
+        settings.urls = endpoint::normalize_all(&self.endpoints, settings.credentials.uses_tls())?;
         for (field, value) in [
             ("call_timeout", settings.call_timeout),
             ("deadline", settings.deadline),

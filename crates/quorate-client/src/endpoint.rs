@@ -1,14 +1,18 @@
-//! Endpoints as operators type them (`host:port`, `http://host:port`, comma-separated lists), and channels to
-//! them: shared by the [`Client`](crate::Client) and the `quorate` command line.
+//! Endpoints as operators type them (`host:port`, `http://host:port`, `https://host:port`, comma-separated
+//! lists), and channels to them with the client's [`Credentials`]: shared by the [`Client`](crate::Client) and
+//! the `quorate` command line.
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
 
 use crate::error::ClientError;
+use crate::security::{Credentials, NodeChannel};
 
-/// Normalises one endpoint to `http://host:port` (a trailing `/` is dropped; the port must be explicit: Quorate
-/// has no well-known port, and a silent default of 80 would only produce a confusing connection error).
+/// Normalises one endpoint of a plaintext client to `http://host:port` (a trailing `/` is dropped; the port must
+/// be explicit: Quorate has no well-known port, and a silent default of 80 would only produce a confusing
+/// connection error). [`normalize_for`] does the same for a client with TLS.
 ///
 /// # Errors
 ///
@@ -25,12 +29,37 @@ use crate::error::ClientError;
 /// assert!(normalize("localhost").is_err());
 /// ```
 pub fn normalize(raw: &str) -> Result<String, ClientError> {
+    normalize_for(raw, false)
+}
+
+/// Normalises one endpoint to `https://host:port` if `tls`, else `http://host:port`; a bare `host:port` takes
+/// that scheme, an explicit other one is an error (a client either uses TLS with every node or with none).
+///
+/// # Errors
+///
+/// As [`normalize`]; also an `https://` endpoint without TLS settings and an `http://` one with them.
+///
+/// # Examples
+///
+/// ```
+/// use quorate_client::endpoint::normalize_for;
+///
+/// assert_eq!(normalize_for("quorate-1.internal:7101", true).unwrap(), "https://quorate-1.internal:7101");
+/// assert!(normalize_for("http://quorate-1.internal:7101", true).is_err());
+/// assert!(normalize_for("https://quorate-1.internal:7101", false).is_err());
+/// ```
+pub fn normalize_for(raw: &str, tls: bool) -> Result<String, ClientError> {
     let bad = |reason: &str| ClientError::InvalidEndpoint { endpoint: raw.to_owned(), reason: reason.to_owned() };
     let trimmed = raw.trim().trim_end_matches('/');
-    let authority = match trimmed.split_once("://") {
-        None => trimmed,
-        Some(("http", rest)) => rest,
-        Some(_) => return Err(bad("uses a scheme other than http (TLS is not supported)")),
+    let authority = match (trimmed.split_once("://"), tls) {
+        (None, _) | (Some(("http", _)), false) | (Some(("https", _)), true) => {
+            trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest)
+        }
+        (Some(("http", _)), true) => return Err(bad("uses http:// but the client is set up for TLS")),
+        (Some(("https", _)), false) => {
+            return Err(bad("uses https:// but the client has no TLS settings (give it the cluster's CA)"));
+        }
+        (Some(_), _) => return Err(bad("uses a scheme other than http:// or https://")),
     };
     if authority.is_empty() {
         return Err(bad("is empty"));
@@ -43,21 +72,21 @@ pub fn normalize(raw: &str) -> Result<String, ClientError> {
     if !has_port {
         return Err(bad("has no port; expected host:port"));
     }
-    let url = format!("http://{authority}");
+    let url = format!("{}://{authority}", if tls { "https" } else { "http" });
     Endpoint::from_shared(url.clone()).map_err(|_| bad("is not a valid address"))?;
     Ok(url)
 }
 
 /// Normalises a list of endpoints as given on a command line or in config: each item may hold several,
-/// comma-separated; duplicates are dropped, order is kept.
+/// comma-separated; duplicates are dropped, order is kept. `tls` picks the scheme as in [`normalize_for`].
 ///
 /// # Errors
 ///
 /// [`ClientError::InvalidEndpoint`] for the first bad endpoint, [`ClientError::NoEndpoints`] if there is none.
-pub fn normalize_all<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, ClientError> {
+pub fn normalize_all<S: AsRef<str>>(raw: &[S], tls: bool) -> Result<Vec<String>, ClientError> {
     let mut urls = Vec::new();
     for endpoint in raw.iter().flat_map(|e| e.as_ref().split(',')).filter(|e| !e.trim().is_empty()) {
-        let url = normalize(endpoint)?;
+        let url = normalize_for(endpoint, tls)?;
         if !urls.contains(&url) {
             urls.push(url);
         }
@@ -68,22 +97,40 @@ pub fn normalize_all<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, ClientErro
     Ok(urls)
 }
 
-/// The tonic endpoint of a normalised URL: `connect_timeout` bounds the TCP connect, `request_timeout` (if any)
-/// every call made on the channel, so a stuck call ends instead of hanging.
-fn endpoint(url: &str, connect_timeout: Duration, request_timeout: Option<Duration>) -> Result<Endpoint, ClientError> {
+/// The tonic endpoint of a normalised URL with the credentials' TLS settings: `connect_timeout` bounds the TCP
+/// connect (and the TLS handshake), `request_timeout` (if any) every call made on the channel, so a stuck call
+/// ends instead of hanging.
+///
+/// # Errors
+///
+/// [`ClientError::InvalidEndpoint`] for a bad URL, [`ClientError::InvalidConfig`] if tonic refuses the TLS
+/// settings.
+pub fn endpoint(
+    url: &str,
+    credentials: &Credentials,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+) -> Result<Endpoint, ClientError> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|_| ClientError::InvalidEndpoint {
         endpoint: url.to_owned(),
         reason: "is not a valid address".to_owned(),
     })?;
     let endpoint = endpoint.connect_timeout(connect_timeout).tcp_nodelay(true);
+    let endpoint = match (&credentials.tls, url.starts_with("https://")) {
+        (Some(tls), true) => endpoint.tls_config(tls.config()).map_err(|error| ClientError::InvalidConfig {
+            field: "tls",
+            reason: format!("rejected by the TLS library: {error}"),
+        })?,
+        _ => endpoint,
+    };
     Ok(match request_timeout {
         Some(timeout) => endpoint.timeout(timeout),
         None => endpoint,
     })
 }
 
-/// Opens one HTTP/2 connection to `url` now, so that an unreachable node fails here rather than on the first
-/// call.
+/// Opens one HTTP/2 connection to `url` now, so that an unreachable node (or a failed TLS handshake) fails here
+/// rather than on the first call.
 ///
 /// # Errors
 ///
@@ -91,28 +138,46 @@ fn endpoint(url: &str, connect_timeout: Duration, request_timeout: Option<Durati
 /// times out.
 pub async fn connect(
     url: &str,
+    credentials: &Credentials,
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
-) -> Result<Channel, ClientError> {
+) -> Result<NodeChannel, ClientError> {
     let started = tokio::time::Instant::now();
-    endpoint(url, connect_timeout, request_timeout)?.connect().await.map_err(|error| ClientError::Unavailable {
+    let endpoint = endpoint(url, credentials, connect_timeout, request_timeout)?;
+    let channel = endpoint.connect().await.map_err(|error| ClientError::Unavailable {
         attempts: 1,
         elapsed: started.elapsed(),
-        last: format!("{url}: {error}"),
-    })
+        last: format!("{url}: {}", error_chain(&error)),
+    })?;
+    Ok(InterceptedService::new(channel, credentials.token.clone()))
 }
 
 /// A channel to `url` that connects on first use (and reconnects after a failure).
 ///
 /// # Errors
 ///
-/// [`ClientError::InvalidEndpoint`] for a bad URL.
+/// As [`endpoint`].
 pub fn connect_lazy(
     url: &str,
+    credentials: &Credentials,
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
-) -> Result<Channel, ClientError> {
-    Ok(endpoint(url, connect_timeout, request_timeout)?.connect_lazy())
+) -> Result<NodeChannel, ClientError> {
+    let channel = endpoint(url, credentials, connect_timeout, request_timeout)?.connect_lazy();
+    Ok(InterceptedService::new(channel, credentials.token.clone()))
+}
+
+/// An error and its causes on one line: tonic's transport error says only "transport error"; the cause says
+/// what happened (connection refused, certificate not valid for name, ...).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
 }
 
 #[cfg(test)]
@@ -135,8 +200,10 @@ mod tests {
     #[test]
     fn endpoint_lists_split_on_commas_and_keep_order() {
         let raw = ["a:1,http://b:2", " c:3 ,", "a:1"];
-        assert_eq!(normalize_all(&raw).unwrap(), ["http://a:1", "http://b:2", "http://c:3"]);
-        assert_eq!(normalize_all(&[","]).unwrap_err(), ClientError::NoEndpoints);
-        assert!(normalize_all(&["a:1,b"]).is_err());
+        assert_eq!(normalize_all(&raw, false).unwrap(), ["http://a:1", "http://b:2", "http://c:3"]);
+        assert_eq!(normalize_all(&["a:1,https://b:2"], true).unwrap(), ["https://a:1", "https://b:2"]);
+        assert_eq!(normalize_all(&[","], false).unwrap_err(), ClientError::NoEndpoints);
+        assert!(normalize_all(&["a:1,b"], false).is_err());
+        assert!(normalize_all(&["https://a:1", "b:2"], false).is_err());
     }
 }

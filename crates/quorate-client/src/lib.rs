@@ -65,6 +65,7 @@ mod descriptors;
 mod error;
 mod fallback;
 mod routing;
+mod security;
 
 pub mod backoff;
 pub mod endpoint;
@@ -81,3 +82,4 @@ pub use decision::{Decision, LimitDecision, Source};
 pub use descriptors::{AGENT_ID, API_KEY, Descriptor, Descriptors, IP};
 pub use error::ClientError;
 pub use fallback::{DEFAULT_LOCAL_MAX_KEYS, LOCAL_POLICY, LocalLimit};
+pub use security::{BearerToken, Credentials, NodeChannel, Tls};

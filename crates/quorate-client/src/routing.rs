@@ -16,10 +16,11 @@ use std::time::Duration;
 use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::{Member, StatusRequest};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
 
 use crate::config::{Connector, Settings};
-use crate::endpoint::normalize as endpoint_url;
+use crate::endpoint;
+use crate::security::{Credentials, NodeChannel};
 
 /// How long a node that failed is passed over while others are available.
 pub(crate) const DOWN_COOLDOWN: Duration = Duration::from_secs(1);
@@ -37,6 +38,7 @@ pub(crate) struct Routing {
     discover_leader: bool,
     leader_refresh: Duration,
     connector: Option<Connector>,
+    credentials: Credentials,
     next: AtomicUsize,
     state: Mutex<State>,
     /// Held while a discovery runs, so that concurrent calls do not all ask for the leader at once.
@@ -45,7 +47,7 @@ pub(crate) struct Routing {
 
 #[derive(Debug, Default)]
 struct State {
-    channels: HashMap<String, Channel>,
+    channels: HashMap<String, NodeChannel>,
     down_until: HashMap<String, Instant>,
     leader: Option<Leader>,
     last_discovery: Option<Instant>,
@@ -68,6 +70,7 @@ impl Routing {
             discover_leader: settings.discover_leader,
             leader_refresh: settings.leader_refresh,
             connector: settings.connector.clone(),
+            credentials: settings.credentials.clone(),
             next: AtomicUsize::new(0),
             state: Mutex::default(),
             discovering: tokio::sync::Mutex::new(()),
@@ -85,19 +88,24 @@ impl Routing {
     }
 
     /// The channel to `url`, created on first use (connecting lazily) and reused afterwards.
-    pub(crate) fn channel(&self, url: &str) -> Option<Channel> {
+    pub(crate) fn channel(&self, url: &str) -> Option<NodeChannel> {
         let mut state = self.state();
         if let Some(channel) = state.channels.get(url) {
             return Some(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(url.to_owned()).ok()?;
-        let endpoint = endpoint.connect_timeout(self.connect_timeout).tcp_nodelay(true);
+        let endpoint = endpoint::endpoint(url, &self.credentials, self.connect_timeout, None).ok()?;
         let channel = match &self.connector {
             Some(Connector(connect)) => connect(endpoint),
             None => endpoint.connect_lazy(),
         };
+        let channel = InterceptedService::new(channel, self.credentials.token.clone());
         state.channels.insert(url.to_owned(), channel.clone());
         Some(channel)
+    }
+
+    /// A member's advertised public address as a URL with this client's scheme.
+    fn member_url(&self, addr: &str) -> Option<String> {
+        endpoint::normalize_for(addr, self.credentials.uses_tls()).ok()
     }
 
     /// Picks the node for the next attempt: the leader unless it failed recently, else the next configured
@@ -197,7 +205,7 @@ impl Routing {
             let leader_url = if status.node_id == status.leader_id {
                 Some(url.clone())
             } else {
-                status.members.iter().find(|m| m.id == status.leader_id).and_then(|m| endpoint_url(&m.addr).ok())
+                status.members.iter().find(|m| m.id == status.leader_id).and_then(|m| self.member_url(&m.addr))
             };
             // A follower that has not noticed yet that its leader died still names it: a leader this client saw
             // fail within the cooldown is believed only from its own mouth.
@@ -230,7 +238,7 @@ impl Routing {
     /// Remembers the current members' addresses that are not configured endpoints (only with discovery on: it means the
     /// advertised addresses are reachable from here).
     fn learn_members(&self, members: &[Member]) {
-        let mut learnt: Vec<String> = members.iter().filter_map(|m| endpoint_url(&m.addr).ok()).collect();
+        let mut learnt: Vec<String> = members.iter().filter_map(|m| self.member_url(&m.addr)).collect();
         learnt.retain(|url| !self.urls.contains(url));
         learnt.dedup();
         // The latest membership replaces the previous one: removed nodes stop being tried.

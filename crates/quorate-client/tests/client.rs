@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{FakeNode, dead_addr, limit, response};
 use quorate_client::{Client, ClientError, Descriptors, FailureMode, LocalLimit, Source};
-use support::{FakeNode, dead_addr, limit, response};
 use tonic::Code;
 
 fn allowed() -> quorate_proto::v1::CheckResponse {
@@ -270,7 +268,7 @@ async fn a_client_given_one_seed_fails_over_to_the_members_it_learnt() {
 }
 
 /// Answers each check by its key: `bad` keys are INVALID_ARGUMENT, others allowed with the key as the policy name.
-fn by_key() -> support::CheckFn {
+fn by_key() -> crate::support::CheckFn {
     Arc::new(|request: &quorate_proto::v1::CheckRequest| {
         let value = &request.descriptors[0].value;
         if value.starts_with("bad") {

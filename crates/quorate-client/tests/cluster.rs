@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::Cluster;
 use http::{Request, Response, StatusCode};
 use quorate_client::middleware::RateLimitLayer;
 use quorate_client::{Client, Descriptors, Source};
-use support::Cluster;
 use tower::{Layer, ServiceExt, service_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

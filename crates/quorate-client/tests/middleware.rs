@@ -3,14 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{FakeNode, dead_addr, limit, response};
 use bytes::Bytes;
 use http::{HeaderName, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -18,7 +17,6 @@ use quorate_client::middleware::{IpRange, MissingIdentity, RateLimitLayer};
 use quorate_client::{Client, FailureMode, LocalLimit};
 use quorate_proto::v1::CheckRequest;
 use serde_json::{Value, json};
-use support::{FakeNode, dead_addr, limit, response};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 /// The inner service: answers 200 "ok" and counts its calls.

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tonic::transport::Server;
 
 use crate::api::{
-    AdminService, BulkLimits, EnvoyRateLimitService, RaftService, RateLimiterService, health, reflection,
+    self, AdminService, BulkLimits, EnvoyRateLimitService, RaftService, RateLimiterService, health, reflection,
 };
 use crate::auth::{Access, AccessLayer, ListenerKind, TokenRule};
 use crate::batcher::{BatchLimits, Batcher};
@@ -25,7 +25,7 @@ use crate::check::{Pipeline, PipelineParts};
 use crate::clock::Clock;
 use crate::cluster::{Cluster, ForwardLimits};
 use crate::command::{EntryResponse, LogEntry};
-use crate::config::{ListenerConfig, LocalAddrs, NodeConfig};
+use crate::config::{LocalAddrs, NodeConfig, host_of};
 use crate::control::Control;
 use crate::error::NodeError;
 use crate::io::IoMode;
@@ -98,7 +98,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let journal = LocalJournal::open(&db, io).map_err(|e| storage_error(Box::new(e)))?;
 
     let listeners = Listeners::bind(&config).await?;
-    let members = MemberNames::default();
+    let members = MemberNames::configured(config.peers.values().map(|n| host_of(&n.peer_addr).to_owned()).collect());
     let tls = NodeTls::new(&config, &members)?;
     let dialer = Dialer::new(config.transport, tls.peer_client.clone());
 
@@ -145,24 +145,28 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let raft_service = RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone());
     let admin_service = AdminService::new(raft.clone(), state_machine.clone(), tracker, control, pipeline.clone());
     let tokens: Arc<[TokenRule]> = Arc::from(config.tokens.clone());
-    let access = |kind: ListenerKind, listener: &ListenerConfig| {
-        AccessLayer::new(Arc::new(Access::new(kind, tokens.clone(), listener.verifies_client_certs())))
-    };
-    let public = Server::builder()
-        .layer(access(ListenerKind::Public, &config.public))
-        .add_service(RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load, bulk)))
-        .add_service(RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline.clone(), config.envoy)))
-        .add_service(AdminServer::new(admin_service.clone()))
+    let access = |kind: ListenerKind| AccessLayer::new(Arc::new(Access::new(kind, tokens.clone())));
+    let public = server(PUBLIC_STREAMS)
+        .layer(access(ListenerKind::Public))
+        .add_service(
+            RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load, bulk))
+                .max_decoding_message_size(api::rate_limiter_max_bytes(config.max_batch_items)),
+        )
+        .add_service(
+            RateLimitServiceServer::new(EnvoyRateLimitService::new(pipeline.clone(), config.envoy))
+                .max_decoding_message_size(api::ENVOY_MAX_BYTES),
+        )
+        .add_service(AdminServer::new(admin_service.clone()).max_decoding_message_size(api::ADMIN_MAX_BYTES))
         .add_service(health_server.clone())
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?);
-    let peer = Server::builder()
-        .layer(access(ListenerKind::Peer, &config.peer))
-        .add_service(RaftServer::new(raft_service))
+    let peer = server(PEER_STREAMS)
+        .layer(access(ListenerKind::Peer))
+        .add_service(RaftServer::new(raft_service).max_decoding_message_size(api::RAFT_MAX_BYTES))
         .add_service(health_server.clone());
-    let admin = Server::builder()
-        .layer(access(ListenerKind::Admin, &config.admin))
-        .add_service(AdminServer::new(admin_service))
+    let admin = server(ADMIN_STREAMS)
+        .layer(access(ListenerKind::Admin))
+        .add_service(AdminServer::new(admin_service).max_decoding_message_size(api::ADMIN_MAX_BYTES))
         .add_service(health_server)
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?);
@@ -212,6 +216,23 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         background: vec![installer, sampler, folder, health, returns, watcher, reloader],
         pipeline,
     })
+}
+
+/// Concurrent calls one client connection may have open on the public listener: many callers share a connection
+/// (quorate-client multiplexes), but one connection cannot hold the node's every task.
+const PUBLIC_STREAMS: u32 = 1_024;
+/// Concurrent calls per connection on the peer listener: Raft RPCs and forwarded calls of one peer.
+const PEER_STREAMS: u32 = 1_024;
+/// Concurrent calls per connection on the admin listener.
+const ADMIN_STREAMS: u32 = 64;
+
+/// A server with the limits every listener shares: at most `streams` concurrent calls per connection, and
+/// HTTP/2 keep-alives that close a connection whose client vanished without a FIN (its calls end with it).
+fn server(streams: u32) -> Server {
+    Server::builder()
+        .max_concurrent_streams(Some(streams))
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
 }
 
 /// While the cluster has no policy set, the leader proposes the one from its config; any node may be that leader.

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use quorate_proto::v1::admin_client::AdminClient;
 use quorate_proto::v1::check_result::Result as Outcome;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
@@ -14,7 +12,7 @@ use quorate_proto::v1::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-use support::Cluster;
+use crate::support::Cluster;
 
 /// Hourly buckets: nothing refills while a test runs.
 const POLICIES: &str = r#"

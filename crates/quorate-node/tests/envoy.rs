@@ -5,8 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +25,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use support::{Cluster, READY_TIMEOUT};
+use crate::support::{Cluster, READY_TIMEOUT};
 
 /// Hourly token buckets: nothing refills noticeably while a test runs.
 const POLICIES: &str = r#"

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use quorate_client::endpoint::connect_lazy;
+use quorate_client::{Credentials, NodeChannel};
 use quorate_proto::v1::check_result::Result as Outcome;
 use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
 use quorate_proto::v1::{CheckBatchRequest, CheckRequest, CheckResult, CheckStreamRequest, Descriptor};
 use tokio::sync::mpsc;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
 use super::keys::KeyPicker;
 use super::{BenchArgs, Mode, Totals, new_histogram};
@@ -38,9 +38,10 @@ type Answer = Result<Vec<Option<Decided>>, String>;
 /// One closed-loop caller with its own connection.
 pub(super) struct Caller {
     args: Arc<BenchArgs>,
+    credentials: Credentials,
     urls: Vec<String>,
     endpoint: usize,
-    client: RateLimiterClient<Channel>,
+    client: RateLimiterClient<NodeChannel>,
     picker: KeyPicker,
     hist: Histogram<u64>,
     totals: Totals,
@@ -51,13 +52,15 @@ impl Caller {
     /// A caller for `urls`, starting at `urls[endpoint]`, drawing keys with `picker`.
     pub(super) fn new(
         args: Arc<BenchArgs>,
+        credentials: Credentials,
         urls: Vec<String>,
         endpoint: usize,
         picker: KeyPicker,
     ) -> anyhow::Result<Self> {
-        let client = client(&urls[endpoint], &args)?;
+        let client = client(&urls[endpoint], &credentials, &args)?;
         Ok(Caller {
             args,
+            credentials,
             urls,
             endpoint,
             client,
@@ -227,7 +230,7 @@ impl Caller {
                 let pause = FIRST_BACKOFF.saturating_mul(1 << self.failures.min(8)).min(MAX_BACKOFF);
                 tokio::time::sleep(pause).await;
                 self.endpoint = (self.endpoint + 1) % self.urls.len();
-                if let Ok(client) = client(&self.urls[self.endpoint], &self.args) {
+                if let Ok(client) = client(&self.urls[self.endpoint], &self.credentials, &self.args) {
                     self.client = client;
                 }
             }
@@ -235,9 +238,9 @@ impl Caller {
     }
 }
 
-fn client(url: &str, args: &BenchArgs) -> anyhow::Result<RateLimiterClient<Channel>> {
+fn client(url: &str, credentials: &Credentials, args: &BenchArgs) -> anyhow::Result<RateLimiterClient<NodeChannel>> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    Ok(RateLimiterClient::new(connect_lazy(url, CONNECT_TIMEOUT, Some(timeout))?))
+    Ok(RateLimiterClient::new(connect_lazy(url, credentials, CONNECT_TIMEOUT, Some(timeout))?))
 }
 
 /// The decision of one check of a batch or stream answer, `None` for a check that got an error.

@@ -24,13 +24,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::future::join_all;
 use hdrhistogram::Histogram;
+use quorate_client::Credentials;
+use quorate_client::NodeChannel;
 use quorate_client::endpoint::{self, connect_lazy};
 use quorate_proto::v1::StatusRequest;
 use quorate_proto::v1::admin_client::AdminClient;
-use tonic::transport::Channel;
 
 pub use keys::Distribution;
 
+use crate::credentials::CredentialArgs;
 use crate::output;
 use callers::Caller;
 use cpu::CpuSample;
@@ -115,6 +117,9 @@ pub struct BenchArgs {
     /// Free-form label copied into the JSON output.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Token and TLS files for a secured cluster.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }
 
 /// Outcome counts of one caller, or of all of them merged.
@@ -158,11 +163,12 @@ impl Totals {
 /// Returns an error if an argument is out of range or an endpoint is invalid. Failed checks during the run are
 /// counted, not returned.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let (urls, warmup, duration) = validate(&args)?;
+    let credentials = args.credentials.credentials()?;
+    let (urls, warmup, duration) = validate(&args, &credentials)?;
     let args = Arc::new(args);
     let admins = urls
         .iter()
-        .map(|url| connect_lazy(url, POLL_TIMEOUT, Some(POLL_TIMEOUT)).map(AdminClient::new))
+        .map(|url| connect_lazy(url, &credentials, POLL_TIMEOUT, Some(POLL_TIMEOUT)).map(AdminClient::new))
         .collect::<Result<Vec<_>, _>>()?;
     max_commit_index(&admins).await; // opens the admin connections before the clock starts
     let cdf = Arc::new(match args.dist {
@@ -172,7 +178,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let callers: Vec<Caller> = (0..args.concurrency)
         .map(|i| {
             let picker = KeyPicker::new(args.seed, i as u64, args.keys, cdf.clone());
-            Caller::new(args.clone(), urls.clone(), i % urls.len(), picker)
+            Caller::new(args.clone(), credentials.clone(), urls.clone(), i % urls.len(), picker)
         })
         .collect::<anyhow::Result<_>>()?;
 
@@ -222,8 +228,8 @@ fn measure(pids: &[u32], before: Snapshot, after: Snapshot) -> (Option<LogDelta>
 }
 
 /// Checks the arguments and returns the normalised endpoints, the warmup and the measured duration.
-fn validate(args: &BenchArgs) -> anyhow::Result<(Vec<String>, Duration, Duration)> {
-    let urls = endpoint::normalize_all(&args.endpoints)?;
+fn validate(args: &BenchArgs, credentials: &Credentials) -> anyhow::Result<(Vec<String>, Duration, Duration)> {
+    let urls = endpoint::normalize_all(&args.endpoints, credentials.uses_tls())?;
     let problems = [
         (args.concurrency == 0, "--concurrency must be at least 1"),
         (args.keys == 0, "--keys must be at least 1"),
@@ -249,7 +255,7 @@ fn new_histogram() -> anyhow::Result<Histogram<u64>> {
 
 /// Returns the highest `commit_index` any endpoint reports (the leader's is the freshest), or `None` if none
 /// answered.
-async fn max_commit_index(admins: &[AdminClient<Channel>]) -> Option<u64> {
+async fn max_commit_index(admins: &[AdminClient<NodeChannel>]) -> Option<u64> {
     let polls = admins.iter().map(|admin| {
         let mut admin = admin.clone();
         async move { admin.status(StatusRequest {}).await.ok().map(|r| r.into_inner().commit_index) }

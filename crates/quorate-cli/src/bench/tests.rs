@@ -17,17 +17,17 @@ fn args(extra: &[&str]) -> BenchArgs {
 
 #[test]
 fn out_of_range_arguments_are_rejected_with_the_flag_name() {
-    let (urls, warmup, duration) = validate(&args(&["--warmup", "0.5"])).unwrap();
+    let (urls, warmup, duration) = validate(&args(&["--warmup", "0.5"]), &Credentials::none()).unwrap();
     assert_eq!(urls, ["http://127.0.0.1:7101", "http://127.0.0.1:7102"]);
     assert_eq!((warmup, duration), (Duration::from_millis(500), Duration::from_secs(10)));
     for (flag, value) in
         [("--concurrency", "0"), ("--keys", "0"), ("--duration", "0"), ("--warmup", "-1"), ("--batch", "0")]
     {
-        let err = validate(&args(&[&format!("{flag}={value}")])).unwrap_err().to_string();
+        let err = validate(&args(&[&format!("{flag}={value}")]), &Credentials::none()).unwrap_err().to_string();
         assert!(err.contains(flag), "{err}");
     }
-    assert!(validate(&args(&["--duration", "NaN"])).is_err());
-    assert!(validate(&args(&["--dist", "zipf", "--zipf-s", "0"])).is_err());
+    assert!(validate(&args(&["--duration", "NaN"]), &Credentials::none()).is_err());
+    assert!(validate(&args(&["--dist", "zipf", "--zipf-s", "0"]), &Credentials::none()).is_err());
 }
 
 #[test]

@@ -265,38 +265,43 @@ impl Admin for Service {
     }
 }
 
-/// A real three-node cluster in this process, with the sample tier policies, each node on a free port.
+/// A real three-node cluster in this process, with the sample tier policies, each node on a port the OS
+/// assigned. One at a time per test process: the lease test's share of leased decisions depends on the two
+/// cores not being shared with another cluster.
 pub struct Cluster {
     pub nodes: BTreeMap<u64, NodeHandle>,
     pub urls: BTreeMap<u64, String>,
     _dir: tempfile::TempDir,
+    _exclusive: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Cluster {
     /// Starts `n` nodes (node 1 bootstraps) and waits until a leader has installed the policies.
     pub async fn start(n: u64) -> Cluster {
+        let exclusive = EXCLUSIVE.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut addrs = BTreeMap::new();
-        for id in 1..=n {
-            // The OS picks a free port; the node binds it again right after (same pattern as `quorate dev`).
-            let addr = LocalAddrs { public: dead_addr().await, peer: dead_addr().await, admin: dead_addr().await };
-            addrs.insert(id, addr);
-        }
-        let members: BTreeMap<u64, Node> = addrs
-            .iter()
-            .map(|(id, a)| (*id, Node { peer_addr: a.peer.to_string(), public_addr: a.public.to_string() }))
-            .collect();
         let clock = Arc::new(SystemClock::new());
+        let config = |id: u64, peers: BTreeMap<u64, Node>| {
+            NodeConfig::local(id, LocalAddrs::any_port(), dir.path().join(format!("node{id}")), peers)
+        };
+        // The others first, on ports the OS picks, so that node 1 bootstraps with their real addresses.
         let mut nodes = BTreeMap::new();
-        for (id, addr) in &addrs {
-            let mut peers = members.clone();
-            peers.remove(id);
-            let mut config = NodeConfig::local(*id, *addr, dir.path().join(format!("node{id}")), peers);
-            config.bootstrap = *id == 1;
-            nodes.insert(*id, start_node(config, clock.clone()).await.unwrap());
+        for id in 2..=n {
+            nodes.insert(id, start_node(config(id, BTreeMap::new()), clock.clone()).await.unwrap());
         }
-        let urls = addrs.iter().map(|(id, a)| (*id, format!("http://{}", a.public))).collect();
-        let cluster = Cluster { nodes, urls, _dir: dir };
+        let peers: BTreeMap<u64, Node> = nodes
+            .iter()
+            .map(|(id, n)| {
+                (*id, Node { peer_addr: n.addrs().peer.to_string(), public_addr: n.addrs().public.to_string() })
+            })
+            .collect();
+        let mut first = config(1, peers);
+        first.bootstrap = true;
+        nodes.insert(1, start_node(first, clock).await.unwrap());
+        let urls = nodes.iter().map(|(id, n)| (*id, format!("http://{}", n.addrs().public))).collect();
+        let cluster = Cluster { nodes, urls, _dir: dir, _exclusive: exclusive };
         cluster.wait_until_ready(Duration::from_secs(30)).await;
         cluster
     }

@@ -57,6 +57,7 @@ async fn read(
             Ok(None) => return,
             // A malformed or oversized message, or a broken connection: the stream ends with that status.
             Err(status) => {
+                let status = crate::api::wire_errors::rewrite(&status).unwrap_or(status);
                 let _ = answers.send(Err(status)).await;
                 return;
             }

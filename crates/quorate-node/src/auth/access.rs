@@ -1,4 +1,5 @@
-//! [`AccessLayer`]: who may call what on each listener, checked before any request body is read.
+//! [`AccessLayer`]: who may call what on each listener, checked before any request body is read; it also
+//! answers malformed requests as client errors ([`crate::api::wire_errors`]).
 //!
 //! Each listener serves its own services (see `node.rs`), and this layer decides, from the request's path and
 //! headers alone, whether the caller may go on:
@@ -10,11 +11,13 @@
 //! - on the **admin** listener, the Admin service needs the `admin` role;
 //! - the **peer** listener is guarded by mutual TLS at the handshake, not here.
 //!
-//! A listener that verifies client certificates (its `tls.ca` is set) lets every verified client through: the
-//! handshake already proved who it is. Otherwise, once any token is configured, a call needs
-//! `authorization: Bearer <token>` whose token has the role: no token or an unknown one is UNAUTHENTICATED, a
-//! known one without the role PERMISSION_DENIED. Messages never echo a token. With no tokens and no client
-//! certificates a listener is open, which the config allows only where it is safe (see `config`).
+//! Client certificates (a listener's `tls.ca`) authenticate the connection at the handshake; tokens say what a
+//! caller may do. Once any token is configured, a call needs `authorization: Bearer <token>` whose token has the
+//! role, also from a client with a verified certificate: no token or an unknown one is UNAUTHENTICATED, a known
+//! one without the role PERMISSION_DENIED. Messages never echo a token. A listener without tokens lets every
+//! client through that its TLS settings admit: with client certificates required, every holder of one (the
+//! certificate carries no role); with neither, anyone, which the config allows only where it is safe (see
+//! `config`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,7 @@ use futures::future::BoxFuture;
 use tonic::Status;
 
 use super::{Role, TokenRule};
+use crate::api::wire_errors;
 
 /// Which listener a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,14 +86,13 @@ fn needs(kind: ListenerKind, path: &str) -> Needs {
 pub struct Access {
     kind: ListenerKind,
     tokens: Arc<[TokenRule]>,
-    client_certs: bool,
     refused: AtomicU64,
 }
 
 impl Access {
-    /// The rules of listener `kind`: the configured `tokens`, and whether its TLS verifies client certificates.
-    pub fn new(kind: ListenerKind, tokens: Arc<[TokenRule]>, client_certs: bool) -> Self {
-        Access { kind, tokens, client_certs, refused: AtomicU64::new(0) }
+    /// The rules of listener `kind` with the configured `tokens` (none: the listener's TLS settings alone decide).
+    pub fn new(kind: ListenerKind, tokens: Arc<[TokenRule]>) -> Self {
+        Access { kind, tokens, refused: AtomicU64::new(0) }
     }
 
     /// Calls refused since the node started.
@@ -109,7 +112,7 @@ impl Access {
             Needs::OtherListener => Err(Status::permission_denied(format!(
                 "{path} is served on the admin listener only; the public listener answers Admin/Status alone"
             ))),
-            Needs::Role(_) | Needs::AnyToken if self.client_certs || self.tokens.is_empty() => Ok(()),
+            Needs::Role(_) | Needs::AnyToken if self.tokens.is_empty() => Ok(()),
             Needs::Role(role) => self.token_with(headers, Some(role), path),
             Needs::AnyToken => self.token_with(headers, None, path),
         };
@@ -190,7 +193,10 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match self.access.check(request.uri().path(), request.headers()) {
-            Ok(()) => Box::pin(self.inner.call(request)),
+            Ok(()) => {
+                let answer = self.inner.call(request);
+                Box::pin(async move { answer.await.map(wire_errors::client_errors) })
+            }
             Err(status) => {
                 let response = status.into_http();
                 Box::pin(async move { Ok(response) })
@@ -220,7 +226,7 @@ mod tests {
     #[test]
     fn tokens_need_the_role_of_the_method() {
         let token = generate().unwrap();
-        let access = Access::new(ListenerKind::Public, rules(&token, &[Role::Check]), false);
+        let access = Access::new(ListenerKind::Public, rules(&token, &[Role::Check]));
         assert!(access.check("/quorate.v1.RateLimiter/Check", &bearer(&token)).is_ok());
         assert!(access.check("/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit", &bearer(&token)).is_ok());
         assert!(access.check("/quorate.v1.Admin/Status", &bearer(&token)).is_ok(), "any token may route");
@@ -237,21 +243,25 @@ mod tests {
 
     #[test]
     fn admin_methods_other_than_status_are_not_served_on_the_public_listener() {
-        let access = Access::new(ListenerKind::Public, Arc::from(Vec::new()), false);
+        let access = Access::new(ListenerKind::Public, Arc::from(Vec::new()));
         let refused = access.check("/quorate.v1.Admin/SetPolicies", &http::HeaderMap::new()).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
         assert!(access.check("/quorate.v1.Admin/Status", &http::HeaderMap::new()).is_ok());
     }
 
     #[test]
-    fn the_admin_listener_needs_the_admin_role_unless_client_certificates_are_verified() {
+    fn the_admin_listener_needs_the_admin_role_whenever_tokens_are_configured() {
         let token = generate().unwrap();
-        let check_only = Access::new(ListenerKind::Admin, rules(&token, &[Role::Check]), false);
+        let check_only = Access::new(ListenerKind::Admin, rules(&token, &[Role::Check]));
         let refused = check_only.check("/quorate.v1.Admin/SetPolicies", &bearer(&token)).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-        let admin = Access::new(ListenerKind::Admin, rules(&token, &[Role::Admin]), false);
+        let admin = Access::new(ListenerKind::Admin, rules(&token, &[Role::Admin]));
         assert!(admin.check("/quorate.v1.Admin/SetPolicies", &bearer(&token)).is_ok());
-        let certs = Access::new(ListenerKind::Admin, rules(&token, &[Role::Check]), true);
-        assert!(certs.check("/quorate.v1.Admin/SetPolicies", &http::HeaderMap::new()).is_ok());
+        // Also a client whose certificate the handshake verified: the certificate carries no role.
+        let anonymous = admin.check("/quorate.v1.Admin/SetPolicies", &http::HeaderMap::new()).unwrap_err();
+        assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+        // Without tokens the listener's TLS settings alone decide (client certificates required, or loopback).
+        let certs_only = Access::new(ListenerKind::Admin, Arc::from(Vec::new()));
+        assert!(certs_only.check("/quorate.v1.Admin/SetPolicies", &http::HeaderMap::new()).is_ok());
     }
 }

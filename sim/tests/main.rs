@@ -1,0 +1,5 @@
+//! One test binary for this crate's integration tests: each module was its own binary, and every
+//! binary links the whole node, so one link instead of several keeps CI's disk and build time small.
+
+mod determinism;
+mod scenarios;
