@@ -287,7 +287,7 @@ impl Client {
         if let Some(decision) = leases.and_then(|leases| leases.try_local(descriptors, cost, sent_at)) {
             return Ok(decision);
         }
-        let lease = leases.and_then(|leases| leases.ask(descriptors, cost));
+        let lease = leases.and_then(|leases| leases.ask(descriptors, cost, sent_at));
         let request = CheckRequest { descriptors: descriptors.to_wire(), cost, peek, lease };
         let caller = &self.inner.caller;
         let response = match caller.settings.coalesce.enabled {

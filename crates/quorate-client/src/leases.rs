@@ -159,15 +159,29 @@ impl Leases {
         Some(Decision::leased(limits))
     }
 
-    /// The lease to ask for with a check of `descriptors` that goes to the cluster: units per lease-enabled limit,
-    /// `None` if no descriptor is hot.
-    pub(crate) fn ask(&self, descriptors: &Descriptors, cost: u64) -> Option<pb::LeaseRequest> {
-        let state = self.lock();
+    /// The lease to ask for with a check of `descriptors` that goes to the cluster at `now`: units per
+    /// lease-enabled limit, `None` if no descriptor is hot.
+    ///
+    /// Leases of these descriptors that cannot serve the check (spent, expired or too small) go back with the
+    /// ask: the cluster counts a holder's leases against its share until they are returned, so one left to
+    /// expire would hold back the renewal for the rest of its life.
+    pub(crate) fn ask(&self, descriptors: &Descriptors, cost: u64, now: Instant) -> Option<pb::LeaseRequest> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let seen = descriptors.iter().filter_map(|d| state.keys.get(d)).map(|t| t.demand.seen()).max()?;
+        if seen < MIN_DEMAND {
+            return None;
+        }
+        let mut returns = Vec::new();
+        for descriptor in descriptors.iter() {
+            let Some(tracked) = state.keys.get_mut(descriptor) else { continue };
+            if let Some(held) = tracked.held.take_if(|held| held.until <= now || held.left < cost) {
+                returns.push(pb::LeaseReturn { lease_id: held.lease, unused: held.left });
+            }
+        }
         // Demand is counted over the last lease's life: ask for it with half again as headroom. More than will be
         // spent only parks units that others then wait for until they come back.
-        (seen >= MIN_DEMAND)
-            .then(|| pb::LeaseRequest { holder: self.holder, units: seen.div_ceil(2) * 3 * cost.max(1) })
+        Some(pb::LeaseRequest { holder: self.holder, units: seen.div_ceil(2) * 3 * cost.max(1), returns })
     }
 
     /// Takes the leases granted with a check of `descriptors` sent at `sent_at`; a lease it replaces goes back.
@@ -268,21 +282,24 @@ mod tests {
         let key = Descriptors::new().api_key("a");
         let now = Instant::now();
         assert!(leases.try_local(&key, 1, now).is_none());
-        assert!(leases.ask(&key, 1).is_none(), "seen once: cold");
+        assert!(leases.ask(&key, 1, now).is_none(), "seen once: cold");
         assert!(leases.try_local(&key, 1, now).is_none());
-        assert_eq!(leases.ask(&key, 1).map(|a| a.units), Some(3), "seen twice: ask for that and half again");
+        assert_eq!(leases.ask(&key, 1, now).map(|a| a.units), Some(3), "seen twice: ask for that and half again");
         leases.adopt(&key, &[grant(0, 3, 150)], now);
         let first = leases.try_local(&key, 1, now).unwrap();
         assert_eq!((first.allowed, first.source, first.degraded), (true, Source::Lease, false));
         assert_eq!(first.remaining(), Some(152), "others' 150 plus the lease's 2 left");
         assert!(leases.try_local(&key, 2, now).is_some());
         assert!(leases.try_local(&key, 1, now).is_none(), "the units ran out");
+        // The spent lease goes back with the next ask, not when it expires.
+        let renew = leases.ask(&key, 1, now).unwrap();
+        assert_eq!(renew.returns, [pb::LeaseReturn { lease_id: 7, unused: 0 }]);
         leases.adopt(&key, &[grant(0, 5, 100)], now);
         tokio::time::advance(Duration::from_millis(249)).await;
         assert!(leases.try_local(&key, 1, Instant::now()).is_none(), "expired, drift margin included");
         let returns = leases.take_returns(Instant::now());
-        // The exhausted first lease went back when replaced; the second expired with 5 unused.
-        assert_eq!(returns.iter().map(|r| r.unused).collect::<Vec<_>>(), [0, 5]);
+        // The second lease expired with 5 unused.
+        assert_eq!(returns.iter().map(|r| r.unused).collect::<Vec<_>>(), [5]);
     }
 
     #[test]

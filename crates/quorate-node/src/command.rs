@@ -107,6 +107,9 @@ pub(crate) struct LeaseAsk {
     pub(crate) holder: HolderId,
     /// Units wanted per limit of the plan, in plan order.
     pub(crate) want: Vec<u64>,
+    /// The holder's leases given back before the grant (spent or too small), so that they stop counting
+    /// against its share at once.
+    pub(crate) returns: Vec<LeaseReturn>,
 }
 
 /// A lease given back, with what it did not use.

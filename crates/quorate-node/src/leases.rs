@@ -156,8 +156,11 @@ impl LeaseHolder {
     /// its demand over the time the lease can be spent (the ttl, or less when leases of this key end early with
     /// their bucket), with half again as headroom; the replicas cap it at the holder's share. `None` if no key is
     /// hot. Asking for more than will be spent only parks units that others then wait for until they come back.
-    pub(crate) fn ask(&self, policies: &PolicySet, plan: &Plan) -> Option<LeaseAsk> {
-        let state = self.lock();
+    ///
+    /// Leases of the plan's keys that cannot serve it (spent, expired or too small) go back with the ask: the
+    /// replicas count a holder's leases against its share until they are returned.
+    pub(crate) fn ask(&self, policies: &PolicySet, plan: &Plan, now: Instant) -> Option<LeaseAsk> {
+        let mut state = self.lock();
         let want: Vec<u64> = plan
             .limits
             .iter()
@@ -173,7 +176,18 @@ impl LeaseHolder {
                 expected.max(1).saturating_mul(limit.cost.get())
             })
             .collect();
-        want.iter().any(|&w| w > 0).then_some(LeaseAsk { holder: self.id, want })
+        if want.iter().all(|&w| w == 0) {
+            return None;
+        }
+        let mut returns = Vec::new();
+        for limit in &plan.limits {
+            let slot = slot(plan, limit.table_id(), &limit.key);
+            let spent = state.leases.get(&slot).is_some_and(|h| h.until <= now || h.left < limit.cost.get());
+            if spent && let Some(held) = state.leases.remove(&slot) {
+                returns.push(LeaseReturn { lease: held.lease, unused: held.left });
+            }
+        }
+        Some(LeaseAsk { holder: self.id, want, returns })
     }
 
     /// Takes the leases granted with a strict check of `plan` that was sent at `sent_at`; a lease it replaces

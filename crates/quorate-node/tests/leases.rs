@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
 use std::time::Duration;
 
 use quorate_proto::v1::admin_client::AdminClient;
@@ -16,7 +14,7 @@ use quorate_proto::v1::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-use support::Cluster;
+use crate::support::Cluster;
 
 /// `roomy` leases with the defaults; `tight` is small and leased; `strict` is never leased.
 const POLICIES: &str = r#"
@@ -143,7 +141,7 @@ async fn a_client_is_granted_leases_with_a_check_and_returns_them() {
     let (_, follower) = cluster.leader_and_follower();
     let mut rl = client(&cluster, follower).await;
     let ask = |value: &str, units: u64| CheckRequest {
-        lease: Some(LeaseRequest { holder: CLIENT, units }),
+        lease: Some(LeaseRequest { holder: CLIENT, units, returns: Vec::new() }),
         ..check("tight", value)
     };
     let response: CheckResponse = rl.check(ask("client-key", 50)).await.unwrap().into_inner();
@@ -164,7 +162,8 @@ async fn a_client_is_granted_leases_with_a_check_and_returns_them() {
     let again = rl.check(CheckRequest { peek: true, ..check("tight", "client-key") }).await.unwrap().into_inner();
     assert_eq!(again.overall.unwrap().remaining, 99);
     // A holder id that could name a node is refused.
-    let bad = CheckRequest { lease: Some(LeaseRequest { holder: 2, units: 5 }), ..check("tight", "x") };
+    let bad =
+        CheckRequest { lease: Some(LeaseRequest { holder: 2, units: 5, returns: Vec::new() }), ..check("tight", "x") };
     assert_eq!(rl.check(bad).await.unwrap_err().code(), Code::InvalidArgument);
     cluster.shutdown().await;
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quorate_core::adaptive::{PPM, fraction_to_ppm, milli_from_f64};
 use quorate_core::plan::{Check, Cost, PlannedLimit, Refund};
-use quorate_core::policy::Descriptor;
+use quorate_core::policy::{Descriptor, MAX_DESCRIPTORS};
 use quorate_core::{CoreError, Decision, Nanos};
 use quorate_proto::v1::rate_limiter_server::RateLimiter;
 use quorate_proto::v1::{
@@ -72,7 +72,16 @@ pub(crate) fn check_from_wire(wire: CheckRequest) -> Result<CheckCall, CheckErro
         overrides: Vec::new(),
     };
     let client_lease = match wire.lease {
-        Some(lease) if lease.units > 0 => Some(ClientLease { holder: client_holder(lease.holder)?, want: lease.units }),
+        Some(lease) if lease.units > 0 => {
+            if lease.returns.len() > MAX_DESCRIPTORS {
+                return Err(invalid(format!(
+                    "a lease request gives back at most {MAX_DESCRIPTORS} leases (one per descriptor), this one {}",
+                    lease.returns.len()
+                )));
+            }
+            let returns = lease.returns.iter().map(|r| LeaseReturn { lease: r.lease_id, unused: r.unused }).collect();
+            Some(ClientLease { holder: client_holder(lease.holder)?, want: lease.units, returns })
+        }
         _ => None,
     };
     Ok(CheckCall { check, client_lease })

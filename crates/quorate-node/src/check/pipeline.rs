@@ -36,13 +36,16 @@ impl CheckCall {
     }
 }
 
-/// The leases a client asks for with a check: up to `want` units of each lease-enabled limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The leases a client asks for with a check: up to `want` units of each lease-enabled limit, after giving back
+/// `returns`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClientLease {
     /// The client's holder id.
     pub(crate) holder: HolderId,
     /// Units wanted per limit.
     pub(crate) want: u64,
+    /// Its leases of this check's limits that it gives back first.
+    pub(crate) returns: Vec<LeaseReturn>,
 }
 
 /// Pause before trying again after the leader moved or could not be reached.
@@ -149,10 +152,12 @@ impl Pipeline {
                         continue;
                     }
                 };
-                let lease = match call.client_lease {
-                    Some(ClientLease { holder, want }) => {
-                        Some(LeaseAsk { holder, want: vec![want; plan.limits.len()] })
-                    }
+                let lease = match &call.client_lease {
+                    Some(ClientLease { holder, want, returns }) => Some(LeaseAsk {
+                        holder: *holder,
+                        want: vec![*want; plan.limits.len()],
+                        returns: returns.clone(),
+                    }),
                     None if call.check.peek => None,
                     None => {
                         if let Some(outcome) = holder.try_local(&policies, &plan, now) {
@@ -160,7 +165,7 @@ impl Pipeline {
                             results[i] = Some(Ok(verdict));
                             continue;
                         }
-                        holder.ask(&policies, &plan)
+                        holder.ask(&policies, &plan, now)
                     }
                 };
                 commands.push(Command::Check { plan: plan.clone(), peek: call.check.peek, lease });

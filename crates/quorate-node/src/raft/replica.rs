@@ -172,6 +172,10 @@ impl Replica {
         }
         match command {
             Command::Check { plan, peek, lease } => {
+                if let Some(ask) = lease {
+                    let now = self.now();
+                    self.leases.return_leases(&mut self.table, now, ask.holder, &ask.returns);
+                }
                 let outcome = self.apply_check(&policies, plan, *peek)?;
                 let grants = match lease {
                     Some(ask) if outcome.allowed && !*peek => self.grant(&policies, plan, ask)?,
