@@ -123,17 +123,18 @@ pub struct Cluster {
     check_deadline: &'static str,
 }
 
-/// A node's three listener ports on 127.0.0.1.
+/// A node's listener ports on 127.0.0.1: the three gRPC listeners and the metrics listener.
 #[derive(Debug, Clone, Copy)]
 struct Ports {
     public: u16,
     peer: u16,
     admin: u16,
+    metrics: u16,
 }
 
 impl Ports {
     fn free() -> Self {
-        Ports { public: free_port(), peer: free_port(), admin: free_port() }
+        Ports { public: free_port(), peer: free_port(), admin: free_port(), metrics: free_port() }
     }
 }
 
@@ -184,10 +185,11 @@ impl Cluster {
             "id = {id}\ndata_dir = \"node{id}\"\nbootstrap = {bootstrap}\npolicies = \"policies.toml\"\n\n\
              [public]\nlisten = \"127.0.0.1:{}\"\n[peer]\nlisten = \"127.0.0.1:{}\"\n\
              [admin]\nlisten = \"127.0.0.1:{}\"\ninsecure = true\n\n\
+             [metrics]\nlisten = \"127.0.0.1:{}\"\n\n\
              [raft]\nheartbeat = \"50ms\"\nelection_timeout_min = \"300ms\"\n\
              election_timeout_max = \"600ms\"\nsnapshot_every = {}\n\n[limits]\ncheck_deadline = \"{}\"\n\n\
              [load]\nsample_system = false\n",
-            ports.public, ports.peer, ports.admin, self.snapshot_every, self.check_deadline
+            ports.public, ports.peer, ports.admin, ports.metrics, self.snapshot_every, self.check_deadline
         );
         for peer in members.iter().filter(|&&p| p != id) {
             let Ports { public, peer: peer_port, .. } = self.ports[peer];
@@ -238,6 +240,19 @@ impl Cluster {
     /// `host:port` of node `id`'s peer listener.
     pub fn peer_addr(&self, id: u64) -> String {
         format!("127.0.0.1:{}", self.ports[&id].peer)
+    }
+
+    /// Fetches `path` from node `id`'s metrics listener: the HTTP status and the body.
+    pub fn http_get(&self, id: u64, path: &str) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.ports[&id].metrics))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response.split_once("\r\n\r\n").context("no end of headers")?;
+        let status = head.split_whitespace().nth(1).context("no status")?.parse()?;
+        Ok((status, body.to_owned()))
     }
 
     /// `http://host:port` of node `id`.

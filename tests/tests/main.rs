@@ -7,5 +7,6 @@ mod cluster;
 mod degraded;
 mod leases;
 mod local_mode;
+mod metrics;
 mod partition;
 mod security;

@@ -4,6 +4,7 @@
 //! and starting `quorate dev` again resumes the same cluster state (restart never refunds quota).
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,10 +54,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if !(1..=MAX_INFLIGHT).contains(&args.max_inflight) {
         bail!("--max-inflight must be between 1 and {MAX_INFLIGHT}");
     }
-    if args.base_port.checked_add(200 + args.nodes as u16).is_none() {
-        bail!("--base-port leaves no room for the peer (+100) and admin (+200) ports");
+    if args.base_port.checked_add(300 + args.nodes as u16).is_none() {
+        bail!("--base-port leaves no room for the peer (+100), admin (+200) and metrics (+300) ports");
     }
     let addrs = |i: u64| LocalAddrs::loopback(args.base_port + i as u16 - 1);
+    let metrics = |i: u64| SocketAddr::from((Ipv4Addr::LOCALHOST, args.base_port + 300 + i as u16 - 1));
     let members: BTreeMap<u64, Node> = (1..=args.nodes)
         .map(|i| (i, Node { peer_addr: addrs(i).peer.to_string(), public_addr: addrs(i).public.to_string() }))
         .collect();
@@ -76,6 +78,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let mut config = NodeConfig::local(id, addrs(id), args.data_dir.join(format!("node{id}")), peers);
         config.bootstrap = id == 1;
         config.max_inflight = args.max_inflight;
+        config.metrics = Some(metrics(id));
         if let Some(policies) = &policies {
             config.policies_toml.clone_from(policies);
         }
@@ -89,7 +92,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut text = format!("quorate dev: {} nodes, data in {}\n", args.nodes, args.data_dir.display());
     for (i, endpoint) in (1..).zip(&endpoints) {
         let LocalAddrs { peer, admin, .. } = addrs(i);
-        text += &format!("  node {i}  {endpoint}   (admin http://{admin}, peers {peer})\n");
+        let metrics = metrics(i);
+        text += &format!(
+            "  node {i}  {endpoint}   (admin http://{admin}, peers {peer}, metrics http://{metrics}/metrics)\n"
+        );
     }
     text += &match &args.policies {
         None => {

@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use crate::clock::Clock;
 use crate::command::{Command, CommandOutcome, EntryResponse, LogEntry};
 use crate::error::CheckError;
+use crate::metrics::NodeMetrics;
 use crate::raft::Raft;
 
 /// How many submissions may wait in the queue before `submit` itself waits (back-pressure).
@@ -52,14 +53,14 @@ impl std::fmt::Debug for Pending {
 
 impl Batcher {
     /// Starts the batching task for `raft`.
-    pub(crate) fn spawn(raft: Raft, clock: Arc<dyn Clock>, limits: BatchLimits) -> Self {
+    pub(crate) fn spawn(raft: Raft, clock: Arc<dyn Clock>, limits: BatchLimits, metrics: Arc<NodeMetrics>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let limits = BatchLimits {
             max_batch: limits.max_batch.max(1),
             max_inflight: limits.max_inflight.max(1),
             write_timeout: limits.write_timeout,
         };
-        tokio::spawn(run(raft, clock, receiver, limits));
+        tokio::spawn(run(raft, clock, receiver, limits, metrics));
         Batcher { queue }
     }
 
@@ -81,7 +82,13 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, clock: Arc<dyn Clock>, mut receiver: mpsc::Receiver<Pending>, limits: BatchLimits) {
+async fn run(
+    raft: Raft,
+    clock: Arc<dyn Clock>,
+    mut receiver: mpsc::Receiver<Pending>,
+    limits: BatchLimits,
+    metrics: Arc<NodeMetrics>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_inflight));
     while let Some(first) = receiver.recv().await {
         // Wait for an in-flight slot before sealing: the queue keeps filling meanwhile, so batches grow with load.
@@ -102,6 +109,8 @@ async fn run(raft: Raft, clock: Arc<dyn Clock>, mut receiver: mpsc::Receiver<Pen
         if commands.is_empty() {
             continue;
         }
+        metrics.batch_checks.observe(commands.len() as f64);
+        metrics.entries_proposed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let entry = LogEntry::Batch { time: clock.now(), commands };
         let raft = raft.clone();
         tokio::spawn(async move {

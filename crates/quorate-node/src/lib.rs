@@ -82,6 +82,7 @@ mod io;
 mod leases;
 mod listeners;
 mod load;
+mod metrics;
 mod node;
 mod raft;
 pub mod tls;

@@ -32,6 +32,8 @@ use crate::io::IoMode;
 use crate::leases::LeaseHolder;
 use crate::listeners::{Listeners, NodeTls, watch_members};
 use crate::load::{self, LoadReporter, LoadTracker};
+use crate::metrics::NodeMetrics;
+use crate::metrics::export::Exporter;
 use crate::raft::log_store::{SledLogStore, open_db};
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachineStore;
@@ -46,6 +48,7 @@ const POLICY_INSTALL_INTERVAL: Duration = Duration::from_millis(200);
 pub struct NodeHandle {
     id: NodeId,
     addrs: LocalAddrs,
+    metrics_addr: Option<SocketAddr>,
     raft: Raft,
     state_machine: StateMachineStore,
     db: sled::Db,
@@ -89,15 +92,26 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(Box::new(e)))?;
     let db = open_db(&config.data_dir, config.cache_bytes).map_err(|e| storage_error(Box::new(e)))?;
     let io = config.transport.io_mode();
+    let metrics = Arc::new(NodeMetrics::default());
     let log_store = match io {
-        IoMode::Background => SledLogStore::open(&db),
+        IoMode::Background => SledLogStore::open(&db, metrics.clone()),
         IoMode::Inline => SledLogStore::open_inline(&db),
     }
     .map_err(|e| storage_error(Box::new(e)))?;
-    let state_machine = StateMachineStore::open(&db, config.table, io).map_err(|e| storage_error(Box::new(e)))?;
+    let state_machine = StateMachineStore::open(&db, config.table, io)
+        .map_err(|e| storage_error(Box::new(e)))?
+        .with_metrics(metrics.clone());
     let journal = LocalJournal::open(&db, io).map_err(|e| storage_error(Box::new(e)))?;
 
     let listeners = Listeners::bind(&config).await?;
+    let metrics_listener = match config.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Listen { addr: addr.to_string(), source })?,
+        ),
+        None => None,
+    };
     let members = MemberNames::configured(config.peers.values().map(|n| host_of(&n.peer_addr).to_owned()).collect());
     let tls = NodeTls::new(&config, &members)?;
     let dialer = Dialer::new(config.transport, tls.peer_client.clone());
@@ -110,7 +124,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         max_inflight: config.max_inflight,
         write_timeout: config.check_deadline,
     };
-    let batcher = Batcher::spawn(raft.clone(), clock.clone(), limits);
+    let batcher = Batcher::spawn(raft.clone(), clock.clone(), limits, metrics.clone());
     let forwarding = ForwardLimits { max_batch: config.max_batch, max_inflight: config.max_inflight };
     let cluster = Cluster::new(config.id, raft.clone(), dialer, forwarding);
     // Twice the longest election: the quorum side of a split has a new leader by then (check::degraded).
@@ -126,6 +140,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         degraded,
         leases: LeaseHolder::new(config.id, config.clock_drift_ppm),
         quorum_ack_within: local_grace / 2,
+        metrics: metrics.clone(),
     });
     let tracker = LoadTracker::default();
     let load = LoadReporter::new(cluster.clone(), tracker.clone(), clock.clone(), config.check_deadline);
@@ -145,7 +160,12 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let raft_service = RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone());
     let admin_service = AdminService::new(raft.clone(), state_machine.clone(), tracker, control, pipeline.clone());
     let tokens: Arc<[TokenRule]> = Arc::from(config.tokens.clone());
-    let access = |kind: ListenerKind| AccessLayer::new(Arc::new(Access::new(kind, tokens.clone())));
+    let rules = |kind: ListenerKind| (kind.name(), Arc::new(Access::new(kind, tokens.clone())));
+    let access_rules = vec![rules(ListenerKind::Public), rules(ListenerKind::Peer), rules(ListenerKind::Admin)];
+    let access = |kind: ListenerKind| {
+        let found = access_rules.iter().find(|(name, _)| *name == kind.name()).map(|(_, rules)| rules.clone());
+        AccessLayer::new(found.unwrap_or_else(|| Arc::new(Access::new(kind, tokens.clone()))))
+    };
     let public = server(PUBLIC_STREAMS)
         .layer(access(ListenerKind::Public))
         .add_service(
@@ -197,23 +217,42 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let returns = tokio::spawn(pipeline.clone().run_lease_returns());
     let watcher = tokio::spawn(watch_members(raft.clone(), members));
     let reloader = tokio::spawn(tls.reload_on_change());
+    let leader_changes = tokio::spawn(crate::metrics::count_leader_changes(raft.clone(), metrics.clone()));
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let exporter = Exporter { metrics, raft: raft.clone(), state_machine: state_machine.clone(), access: access_rules };
+    let metrics_server = match metrics_listener {
+        Some(listener) => tokio::spawn(crate::metrics::http::serve(listener, exporter, until_stopped())),
+        None => tokio::spawn(async {}),
+    };
     tracing::info!(
         id = config.id,
         public = %addrs.public,
         peer = %addrs.peer,
         admin = %addrs.admin,
+        metrics = ?metrics_addr,
         %advertise,
         "node started"
     );
     Ok(NodeHandle {
         id: config.id,
         addrs,
+        metrics_addr,
         raft,
         state_machine,
         db,
         stop_servers,
         servers,
-        background: vec![installer, sampler, folder, health, returns, watcher, reloader],
+        background: vec![
+            installer,
+            sampler,
+            folder,
+            health,
+            returns,
+            watcher,
+            reloader,
+            leader_changes,
+            metrics_server,
+        ],
         pipeline,
     })
 }
@@ -270,6 +309,11 @@ impl NodeHandle {
     /// The address the public listener is bound to (API servers, Envoy).
     pub fn local_addr(&self) -> SocketAddr {
         self.addrs.public
+    }
+
+    /// Where the metrics listener is bound, if the node has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The addresses all three listeners are bound to.

@@ -15,10 +15,14 @@ use crate::error::{AdminError, CheckError, PolicyError};
 
 /// The status of a check, refund or load report that got no answer.
 pub(crate) fn from_check(error: &CheckError) -> Status {
-    let message = error.to_string();
+    Status::new(code_of(error), error.to_string())
+}
+
+/// The gRPC code a [`CheckError`] is answered with (no message built: the metrics count errors by it).
+pub(crate) fn code_of(error: &CheckError) -> Code {
     match error {
-        CheckError::Invalid(_) => Status::invalid_argument(message),
-        CheckError::TableFull { .. } => Status::resource_exhausted(message),
+        CheckError::Invalid(_) => Code::InvalidArgument,
+        CheckError::TableFull { .. } => Code::ResourceExhausted,
         CheckError::NoPolicies
         | CheckError::PolicyChanged { .. }
         | CheckError::NoLeader { .. }
@@ -27,8 +31,8 @@ pub(crate) fn from_check(error: &CheckError) -> Status {
         | CheckError::LeaderUnreachable { .. }
         | CheckError::Fatal(_)
         | CheckError::LocalJournal(_)
-        | CheckError::Stopped => Status::unavailable(message),
-        CheckError::PeerRefused { .. } | CheckError::Internal(_) => Status::internal(message),
+        | CheckError::Stopped => Code::Unavailable,
+        CheckError::PeerRefused { .. } | CheckError::Internal(_) => Code::Internal,
     }
 }
 

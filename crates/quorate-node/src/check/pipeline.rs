@@ -17,6 +17,7 @@ use crate::cluster::{Cluster, PeerError, Route};
 use crate::command::{Applied, Command, CommandOutcome, HolderId, LeaseAsk, LeaseReturn};
 use crate::error::CheckError;
 use crate::leases::LeaseHolder;
+use crate::metrics::NodeMetrics;
 use crate::raft::state_machine::StateMachineStore;
 
 /// A check as the pipeline takes it: the validated check, and whose leases it may use or ask for.
@@ -72,6 +73,8 @@ pub(crate) struct PipelineParts {
     pub(crate) leases: LeaseHolder,
     /// How recently a leading node must have heard from a quorum to count as a working leader.
     pub(crate) quorum_ack_within: Duration,
+    /// Where the decisions and their latencies are counted.
+    pub(crate) metrics: Arc<NodeMetrics>,
 }
 
 /// The one path of every check and refund; cheap to clone.
@@ -129,6 +132,14 @@ impl Pipeline {
     ///
     /// Each result is the check's [`Verdict`] or its own [`CheckError`], in the order of `calls`.
     pub(crate) async fn check_many(&self, calls: Vec<CheckCall>) -> Vec<Result<Verdict, CheckError>> {
+        let started = Instant::now();
+        let results = self.decide_many(calls).await;
+        self.inner.metrics.record_checks(&results, started.elapsed(), self.inner.cluster.is_leader());
+        results
+    }
+
+    /// [`Pipeline::check_many`] without the counting.
+    async fn decide_many(&self, calls: Vec<CheckCall>) -> Vec<Result<Verdict, CheckError>> {
         let started = Instant::now();
         let deadline = started + self.inner.deadline;
         let holder = &self.inner.leases;

@@ -44,6 +44,9 @@
 //!
 //! [load]
 //! sample_system = true            # report this node's CPU and memory as cluster load signals
+//! [metrics]                       # HTTP: /metrics (Prometheus), /healthz, /readyz; no listener without it
+//! listen = "127.0.0.1:7401"       # the default; plain HTTP, no authentication: loopback or a monitoring network
+//!
 //! [envoy]                         # Envoy's rate limit service (docs/envoy.md); all optional
 //! response_headers = false        # true: answer with X-RateLimit-Limit/-Remaining/-Reset for Envoy to add
 //! ```
@@ -137,7 +140,20 @@ pub struct RawConfig {
     /// Envoy rate limit service settings.
     #[serde(default)]
     pub envoy: RawEnvoy,
+    /// The metrics listener (`/metrics`, `/healthz`, `/readyz`); none without this table.
+    pub metrics: Option<RawMetrics>,
 }
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Where the HTTP listener binds (default [`DEFAULT_METRICS_LISTEN`]).
+    pub listen: Option<String>,
+}
+
+/// Where the metrics listener binds when `[metrics]` gives no address: loopback, like the admin listener.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:7401";
 
 /// The `[load]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -261,6 +277,8 @@ pub struct NodeConfig {
     pub clock_drift_ppm: i64,
     /// Envoy rate limit service settings.
     pub envoy: EnvoyConfig,
+    /// Where the metrics listener binds, if the node has one.
+    pub metrics: Option<SocketAddr>,
 }
 
 fn error(field: &str, message: impl std::fmt::Display) -> ConfigError {
@@ -406,6 +424,15 @@ impl NodeConfig {
         if !(1..=MAX_INFLIGHT).contains(&max_inflight) {
             return Err(error("limits.max_inflight", format!("{max_inflight} is outside 1..={MAX_INFLIGHT}")));
         }
+        let metrics = match &raw.metrics {
+            None => None,
+            Some(metrics) => {
+                let text = metrics.listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN);
+                let addr: SocketAddr =
+                    text.parse().map_err(|e| error("metrics.listen", format!("{text:?} is not ip:port: {e}")))?;
+                Some(addr)
+            }
+        };
         let cache_bytes = raw.limits.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
         if cache_bytes < MIN_CACHE_BYTES {
             return Err(error(
@@ -441,6 +468,7 @@ impl NodeConfig {
             transport: Transport::Tcp,
             clock_drift_ppm: 0,
             envoy: EnvoyConfig { response_headers: raw.envoy.response_headers.unwrap_or(false) },
+            metrics,
         })
     }
 
@@ -471,6 +499,7 @@ impl NodeConfig {
             transport: Transport::Tcp,
             clock_drift_ppm: 0,
             envoy: EnvoyConfig::default(),
+            metrics: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::thread;
 use openraft::storage::LogFlushed;
 
 use super::TypeConfig;
+use crate::metrics::NodeMetrics;
 
 /// The handle `append` queues its callbacks on; cheap to clone.
 ///
@@ -41,9 +42,10 @@ enum Job {
 
 impl Flusher {
     /// Starts the flushing thread for `db`.
-    pub(crate) fn spawn(db: sled::Db) -> std::io::Result<Self> {
+    pub(crate) fn spawn(db: sled::Db, metrics: Arc<NodeMetrics>) -> std::io::Result<Self> {
         let (queue, pending) = mpsc::channel();
-        let thread = thread::Builder::new().name("quorate-log-flush".to_owned()).spawn(move || run(&db, &pending))?;
+        let thread =
+            thread::Builder::new().name("quorate-log-flush".to_owned()).spawn(move || run(&db, &pending, &metrics))?;
         Ok(Flusher { inner: Arc::new(Inner { queue: Some(queue), thread: Some(thread) }) })
     }
 
@@ -72,7 +74,7 @@ impl Drop for Inner {
     }
 }
 
-fn run(db: &sled::Db, pending: &mpsc::Receiver<Job>) {
+fn run(db: &sled::Db, pending: &mpsc::Receiver<Job>, metrics: &NodeMetrics) {
     while let Ok(first) = pending.recv() {
         let mut callbacks = Vec::new();
         let mut purges = Vec::new();
@@ -83,7 +85,9 @@ fn run(db: &sled::Db, pending: &mpsc::Receiver<Job>) {
             }
         }
         if !callbacks.is_empty() {
+            let started = std::time::Instant::now();
             let flushed = db.flush();
+            metrics.fsync.observe_duration(started.elapsed());
             for callback in callbacks {
                 let result = match &flushed {
                     Ok(_) => Ok(()),

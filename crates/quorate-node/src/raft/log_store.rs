@@ -21,6 +21,7 @@ use std::fmt;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, StorageIOError};
@@ -29,6 +30,7 @@ use super::flusher::Flusher;
 use super::typ::{Entry, LogId, StorageError, Vote};
 use super::{NodeId, TypeConfig, codec};
 use crate::io::{IoMode, blocking};
+use crate::metrics::NodeMetrics;
 
 #[cfg(test)]
 mod tests;
@@ -164,9 +166,9 @@ impl SledLogStore {
     /// # Errors
     ///
     /// If sled fails to open the trees.
-    pub(crate) fn open(db: &sled::Db) -> Result<Self, StorageError> {
+    pub(crate) fn open(db: &sled::Db, metrics: Arc<NodeMetrics>) -> Result<Self, StorageError> {
         let mut store = SledLogStore::open_inline(db)?;
-        store.flusher = Some(Flusher::spawn(db.clone()).map_err(write_logs)?);
+        store.flusher = Some(Flusher::spawn(db.clone(), metrics).map_err(write_logs)?);
         store.io = IoMode::Background;
         Ok(store)
     }

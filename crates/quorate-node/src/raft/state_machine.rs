@@ -18,6 +18,7 @@ use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembe
 use super::{TypeConfig, codec};
 use crate::command::EntryResponse;
 use crate::io::{IoMode, blocking};
+use crate::metrics::NodeMetrics;
 
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
@@ -35,6 +36,7 @@ pub(crate) struct StateMachineStore {
     tree: sled::Tree,
     table_config: TableConfig,
     io: IoMode,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl StateMachineStore {
@@ -55,7 +57,14 @@ impl StateMachineStore {
             }
             None => Replica::new(table_config),
         };
-        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, table_config, io })
+        let metrics = Arc::new(NodeMetrics::default());
+        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, table_config, io, metrics })
+    }
+
+    /// Counts the snapshots it builds in `metrics`.
+    pub(crate) fn with_metrics(mut self, metrics: Arc<NodeMetrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Locks the replica for reading or applying. Never held across an `.await`.
@@ -108,6 +117,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let (meta, data) = blocking(self.io, encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
         self.persist(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
+        self.metrics.snapshots_built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.snapshot_bytes.observe(data.len() as f64);
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }

@@ -31,7 +31,7 @@ fn blanks(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
 
 fn open_store(dir: &Path) -> anyhow::Result<(sled::Db, SledLogStore)> {
     let db = open_db(dir, CACHE_BYTES)?;
-    let store = SledLogStore::open(&db)?;
+    let store = SledLogStore::open(&db, Default::default())?;
     Ok((db, store))
 }
 
@@ -42,7 +42,7 @@ impl StoreBuilder<TypeConfig, SledLogStore, StateMachineStore, TempDir> for Buil
     async fn build(&self) -> Result<(TempDir, SledLogStore, StateMachineStore), StorageError> {
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let db = open_db(dir.path(), CACHE_BYTES).map_err(|e| StorageIOError::write(&e))?;
-        let log_store = SledLogStore::open(&db)?;
+        let log_store = SledLogStore::open(&db, Default::default())?;
         let state_machine = StateMachineStore::open(&db, TableConfig::default(), crate::io::IoMode::Background)?;
         Ok((dir, log_store, state_machine))
     }
