@@ -2,6 +2,7 @@
 //! binary links the whole node, so one link instead of several keeps CI's disk and build time small.
 
 mod adaptive;
+mod admin_cli;
 mod bulk;
 mod cluster;
 mod degraded;

@@ -11,19 +11,19 @@ use quorate_client::{Credentials, Tls};
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CredentialArgs {
     /// Bearer token sent with every call (from `quorate token new`).
-    #[arg(long, env = "QUORATE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(long, global = true, env = "QUORATE_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
     /// File whose first line is the bearer token.
-    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
     /// CA certificate (PEM) that signed the nodes' certificates; turns TLS on (endpoints become https://).
-    #[arg(long, env = "QUORATE_CA", value_name = "FILE")]
+    #[arg(long, global = true, env = "QUORATE_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS, e.g. certs/client.pem from `quorate certs init`.
-    #[arg(long, env = "QUORATE_CERT", value_name = "FILE", requires = "key", requires = "ca")]
+    #[arg(long, global = true, env = "QUORATE_CERT", value_name = "FILE", requires = "key", requires = "ca")]
     pub cert: Option<PathBuf>,
     /// Private key (PEM) of --cert.
-    #[arg(long, env = "QUORATE_KEY", value_name = "FILE", requires = "cert")]
+    #[arg(long, global = true, env = "QUORATE_KEY", value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
 }
 

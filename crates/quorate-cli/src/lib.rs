@@ -9,6 +9,7 @@
 //! The binary's `main` is [`main`]: it parses the command line, sets up logging, runs the command and reports
 //! its error once, ripgrep-style.
 
+pub mod admin;
 pub mod bench;
 pub mod certs;
 pub mod check;
@@ -53,6 +54,14 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Closed-loop load against a cluster: checks/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Lists, adds or removes members (on a node's admin listener).
+    Members(admin::members::MembersArgs),
+    /// Gets, sets (with a diff and optimistic concurrency), validates or diffs the policy set.
+    Policies(admin::policies::PoliciesArgs),
+    /// Makes a node build a snapshot now.
+    Snapshot(admin::snapshot::SnapshotArgs),
+    /// Shows the leader, or makes a node campaign for leadership (`leader elect`).
+    Leader(admin::leader::LeaderArgs),
     /// Makes the certificates of a TLS cluster (`certs init`).
     Certs(certs::CertsArgs),
     /// Makes API tokens (`token new --role check`).
@@ -95,6 +104,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Members(args) => admin::members::run(args).await,
+        Command::Policies(args) => admin::policies::run(args).await,
+        Command::Snapshot(args) => admin::snapshot::run(args).await,
+        Command::Leader(args) => admin::leader::run(args).await,
         Command::Certs(args) => certs::run(args),
         Command::Token(args) => token::run(args),
     }

@@ -263,6 +263,14 @@ impl Admin for Service {
     async fn state_digest(&self, _: Request<StateDigestRequest>) -> Result<Response<StateDigestResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn snapshot(&self, _: Request<SnapshotRequest>) -> Result<Response<SnapshotResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn campaign(&self, _: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
 }
 
 /// A real three-node cluster in this process, with the sample tier policies, each node on a port the OS

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use openraft::ServerState;
 use quorate_proto::v1::admin_server::Admin;
 use quorate_proto::v1::{
-    AddLearnerRequest, ChangeMembershipRequest, GetPoliciesRequest, LoadSignal, Member, MembershipResponse,
-    PoliciesResponse, SetPoliciesRequest, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
+    AddLearnerRequest, CampaignRequest, CampaignResponse, ChangeMembershipRequest, GetPoliciesRequest, LoadSignal,
+    Member, MembershipResponse, PoliciesResponse, SetPoliciesRequest, SnapshotRequest, SnapshotResponse,
+    StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -78,6 +79,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn fraction(ppm: u32) -> f64 {
     f64::from(ppm) / f64::from(quorate_core::adaptive::PPM)
 }
+
+/// How long Snapshot and Campaign wait for their outcome.
+const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn admin_status(error: AdminError) -> Status {
     status::from_admin(&error)
@@ -175,6 +179,34 @@ impl Admin for AdminService {
             digest: fnv1a(&bytes),
             tracked_keys: replica.table.len() as u64,
         }))
+    }
+
+    async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<SnapshotResponse>, Status> {
+        let applied = self.raft.metrics().borrow().last_applied.map_or(0, |id| id.index);
+        self.raft.trigger().snapshot().await.map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
+        let mut metrics = self.raft.metrics();
+        let built = metrics.wait_for(|m| m.snapshot.is_some_and(|id| id.index >= applied));
+        match tokio::time::timeout(ADMIN_WAIT, built).await {
+            Ok(Ok(m)) => Ok(Response::new(SnapshotResponse { snapshot_index: m.snapshot.map_or(0, |id| id.index) })),
+            Ok(Err(_)) => Err(Status::unavailable("raft stopped while the snapshot was being built")),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "the snapshot up to index {applied} was not built within {ADMIN_WAIT:?}; it may still finish"
+            ))),
+        }
+    }
+
+    async fn campaign(&self, _request: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
+        let term = self.raft.metrics().borrow().current_term;
+        self.raft.trigger().elect().await.map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
+        let mut metrics = self.raft.metrics();
+        let settled = metrics.wait_for(|m| m.current_term > term && m.current_leader.is_some());
+        match tokio::time::timeout(ADMIN_WAIT, settled).await {
+            Ok(Ok(m)) => {
+                Ok(Response::new(CampaignResponse { leader_id: m.current_leader.unwrap_or(0), term: m.current_term }))
+            }
+            Ok(Err(_)) => Err(Status::unavailable("raft stopped during the election")),
+            Err(_) => Err(Status::deadline_exceeded(format!("no leader was elected within {ADMIN_WAIT:?}"))),
+        }
     }
 
     async fn get_policies(&self, _request: Request<GetPoliciesRequest>) -> Result<Response<PoliciesResponse>, Status> {
