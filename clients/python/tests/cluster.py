@@ -5,12 +5,18 @@ timings, no system load sampling so that limits are never tightened under the te
 binary on free loopback ports and kills every child it started when stopped. Readiness is polled against a
 deadline through ``Admin.Status``, never slept for.
 
+With ``tls=True`` the cluster is secured as ``tests/tests/security.rs``'s ``SecureCluster`` secures it: a PKI
+from ``quorate certs init`` in ``pki/`` (and a second, unrelated one in ``other/``), TLS on every listener,
+mutual TLS between peers, and bearer tokens from ``quorate token new`` (one per role in :data:`TOKEN_ROLES`)
+listed in every node's ``[[tokens]]``.
+
 The binary is ``$QUORATE_BIN`` if set, else the newest of ``<repo>/target/release/quorate`` and
 ``<repo>/target/debug/quorate`` (``cargo build --bin quorate`` makes the latter).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -112,6 +118,10 @@ policy = "per_ip"
 """
 
 
+#: The tokens a TLS cluster makes: its name in the config (what refusals name), by role.
+TOKEN_ROLES = {"check": "api-servers", "admin": "operators"}
+
+
 def quorate_binary() -> Path | None:
     """The ``quorate`` binary under test, or ``None`` if there is none."""
     explicit = os.environ.get("QUORATE_BIN")
@@ -138,11 +148,19 @@ class Cluster:
     dir: Path
     n: int = 3
     check_deadline: str = "2s"
+    #: TLS on every listener and tokens required (see the module doc).
+    tls: bool = False
     ports: dict[int, int] = field(default_factory=dict)
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: With ``tls``: a token per role of :data:`TOKEN_ROLES`.
+    tokens: dict[str, str] = field(default_factory=dict)
+    #: With ``tls``: the ``[[tokens]]`` entries every node's config lists.
+    token_entries: list[str] = field(default_factory=list)
 
     def start(self) -> Cluster:
         (self.dir / "policies.toml").write_text(TEST_POLICIES)
+        if self.tls:
+            self._make_pki_and_tokens()
         self.ports = {node: free_port() for node in range(1, self.n + 1)}
         self.peer_ports = {node: free_port() for node in self.ports}
         self.admin_ports = {node: free_port() for node in self.ports}
@@ -155,7 +173,15 @@ class Cluster:
         return f"127.0.0.1:{self.ports[node]}"
 
     def url(self, node: int) -> str:
-        return f"http://{self.addr(node)}"
+        return f"{'https' if self.tls else 'http'}://{self.addr(node)}"
+
+    def pki(self, file: str) -> Path:
+        """A file that ``quorate certs init`` wrote for this cluster (``ca.pem``, ``client.pem``, ...)."""
+        return self.dir / "pki" / file
+
+    def other_pki(self, file: str) -> Path:
+        """A file of the second PKI, which this cluster does not trust and is not trusted by."""
+        return self.dir / "other" / file
 
     @property
     def endpoints(self) -> list[str]:
@@ -174,10 +200,17 @@ class Cluster:
 
     def status(self, node: int, timeout: float = 1.0) -> admin_pb2.StatusResponse | None:
         """Node ``node``'s status, or ``None`` if it does not answer within ``timeout``."""
-        with grpc.insecure_channel(self.addr(node)) as channel:
+        if self.tls:
+            # The public listener answers Status to any valid token.
+            credentials = grpc.ssl_channel_credentials(root_certificates=self.pki("ca.pem").read_bytes())
+            channel = grpc.secure_channel(self.addr(node), credentials)
+            metadata = [("authorization", f"Bearer {self.tokens['check']}")]
+        else:
+            channel, metadata = grpc.insecure_channel(self.addr(node)), []
+        with channel:
             try:
                 status: admin_pb2.StatusResponse = admin_pb2_grpc.AdminStub(channel).Status(
-                    admin_pb2.StatusRequest(), timeout=timeout
+                    admin_pb2.StatusRequest(), timeout=timeout, metadata=metadata
                 )
                 return status
             except grpc.RpcError:
@@ -212,16 +245,48 @@ class Cluster:
         for node in list(self.processes):
             self.kill(node)
 
+    def _cli(self, *args: str) -> str:
+        """Runs ``quorate <args>``; returns its standard output (raises if it fails)."""
+        done = subprocess.run([str(self.binary), *args], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"quorate {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def _make_pki_and_tokens(self) -> None:
+        self._cli("certs", "init", "--nodes", str(self.n), "--out", str(self.dir / "pki"))
+        self._cli("certs", "init", "--nodes", "1", "--out", str(self.dir / "other"))
+        for role, name in TOKEN_ROLES.items():
+            made = json.loads(self._cli("token", "new", "--role", role, "--name", name, "--json"))
+            self.tokens[role] = made["token"]
+            self.token_entries.append(f'[[tokens]]\nname = "{name}"\nroles = ["{role}"]\nhash = "{made["hash"]}"\n')
+
+    def _listeners(self, node: int) -> str:
+        """The ``[public]``, ``[peer]`` and ``[admin]`` tables: plaintext (admin allowed to be), or as
+        ``tests/tests/security.rs`` configures them: TLS everywhere, peers verified against the cluster CA."""
+        public = self.addr(node)
+        peer, admin = f"127.0.0.1:{self.peer_ports[node]}", f"127.0.0.1:{self.admin_ports[node]}"
+        if not self.tls:
+            return (
+                f'[public]\nlisten = "{public}"\n[peer]\nlisten = "{peer}"\n'
+                f'[admin]\nlisten = "{admin}"\ninsecure = true\n'
+            )
+        cert, key, ca = self.pki(f"node{node}.pem"), self.pki(f"node{node}-key.pem"), self.pki("ca.pem")
+        return (
+            f'[public]\nlisten = "{public}"\ntls = {{ cert = "{cert}", key = "{key}" }}\n'
+            f'[peer]\nlisten = "{peer}"\ntls = {{ cert = "{cert}", key = "{key}", ca = "{ca}" }}\n'
+            f'[admin]\nlisten = "{admin}"\ntls = {{ cert = "{cert}", key = "{key}" }}\n'
+        )
+
     def _write_config(self, node: int) -> None:
         text = (
             f'id = {node}\ndata_dir = "{self.dir / f"node{node}"}"\n'
             f'bootstrap = {"true" if node == 1 else "false"}\npolicies = "{self.dir / "policies.toml"}"\n\n'
-            f'[public]\nlisten = "{self.addr(node)}"\n'
-            f'[peer]\nlisten = "127.0.0.1:{self.peer_ports[node]}"\n'
-            f'[admin]\nlisten = "127.0.0.1:{self.admin_ports[node]}"\ninsecure = true\n\n'
+            f"{self._listeners(node)}\n"
             '[raft]\nheartbeat = "50ms"\nelection_timeout_min = "300ms"\nelection_timeout_max = "600ms"\n\n'
             f'[limits]\ncheck_deadline = "{self.check_deadline}"\n\n[load]\nsample_system = false\n'
         )
+        if self.tls:
+            text += "\n" + "\n".join(self.token_entries)
         for peer in self.ports:
             if peer != node:
                 text += (

@@ -1,4 +1,4 @@
-"""Fixtures: the asyncio backend for anyio-marked tests, fake nodes, and real clusters.
+"""Fixtures: the asyncio backend for anyio-marked tests, fake nodes, and real clusters (plaintext or TLS).
 
 Cluster fixtures need the ``quorate`` binary (see ``cluster.py``). Without it they skip, except under CI
 (``CI`` set), where a missing binary is an error: the CI step builds it first and must not pass by skipping.
@@ -48,8 +48,8 @@ def _binary() -> Path:
     return binary
 
 
-def _start(tmp: Path) -> Iterator[Cluster]:
-    cluster = Cluster(binary=_binary(), dir=tmp).start()
+def _start(tmp: Path, tls: bool = False) -> Iterator[Cluster]:
+    cluster = Cluster(binary=_binary(), dir=tmp, tls=tls).start()
     try:
         cluster.wait_ready()
         yield cluster
@@ -61,6 +61,12 @@ def _start(tmp: Path) -> Iterator[Cluster]:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A three-node cluster shared by a module's tests (each test uses its own keys)."""
     yield from _start(tmp_path_factory.mktemp("cluster"))
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A three-node TLS cluster with tokens (``Cluster(tls=True)``) shared by a module's tests."""
+    yield from _start(tmp_path_factory.mktemp("tls-cluster"), tls=True)
 
 
 @pytest.fixture

@@ -22,10 +22,12 @@ from quorate import (
     FailureMode,
     InvalidArgument,
     LocalLimit,
+    PermissionDenied,
     ResourceExhausted,
     RpcError,
     Source,
     Timeout,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -98,12 +100,15 @@ async def test_unavailable_answers_are_retried_on_another_node(nodes: StartNode)
     [
         (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, ResourceExhausted),
+        (grpc.StatusCode.UNAUTHENTICATED, Unauthenticated),
+        (grpc.StatusCode.PERMISSION_DENIED, PermissionDenied),
         (grpc.StatusCode.INTERNAL, RpcError),
     ],
 )
 async def test_final_statuses_are_raised_typed_without_retry(
     nodes: StartNode, code: grpc.StatusCode, error: type[Exception]
 ) -> None:
+    # Also in fail-open mode: a refused token is a misconfiguration to surface, not an outage to admit through.
     refusing = await nodes(lambda _: (code, "descriptor 0 matches no policy rule"))
     other = await nodes(answer_allowed)
     elect([refusing, other], 0)
@@ -112,6 +117,10 @@ async def test_final_statuses_are_raised_typed_without_retry(
             await client.check(KEY)
     assert "descriptor 0 matches no policy rule" in str(raised.value)
     assert not raised.value.unreachable  # type: ignore[attr-defined]
+    assert type(raised.value) is error
+    # The two auth errors are RpcErrors too, with the code, for callers that branch on it.
+    if issubclass(error, RpcError):
+        assert isinstance(raised.value, RpcError) and raised.value.code == code
     assert (refusing.count(), other.count()) == (1, 0)
 
 

@@ -1,7 +1,8 @@
 """Lease mode against a real three-node cluster (the ``agent`` and ``admin`` tiers of ``cluster.py`` are
 lease-enabled sliding windows): decisions from leases happen, concurrent tasks never admit more than the limit,
-``close()`` gives unused units back (a strict peek sees them), expired leases come back without ``close()``, the
-middleware's headers and the blocking client; and without lease mode nothing is decided from a lease."""
+spent leases are renewed at once (they go back with the ask), ``close()`` gives unused units back (a strict peek
+sees them), expired leases come back without ``close()``, the middleware's headers and the blocking client; and
+without lease mode nothing is decided from a lease."""
 
 from __future__ import annotations
 
@@ -71,6 +72,21 @@ async def test_concurrent_tasks_spending_the_whole_limit_from_leases_never_admit
     # Once closed, every unit not admitted is back: a strict peek sees exactly the rest of the limit.
     assert after == LIMIT - admitted
     assert before is not None and before <= after
+
+
+async def test_a_spent_lease_goes_back_with_the_ask_so_its_renewal_is_granted_at_once(cluster: Cluster) -> None:
+    # The cluster counts a holder's leases against its share (10% of the limit here) until they come back. A spent
+    # lease left for the returns task (every 100 ms) held back the renewals: about 115 of these 300 checks were
+    # leased before the client gave spent leases back with the next ask; now every renewal is granted.
+    key = fresh("agent_")
+    async with AsyncClient(cluster.endpoints, leases=True) as client:
+        decisions = [await client.check(key) for _ in range(300)]
+    leased = sum(d.source is Source.LEASE for d in decisions)
+    # One sequential holder spends every unit it is granted before it asks again: exactly the limit is admitted.
+    assert sum(d.allowed for d in decisions) == LIMIT
+    assert not any(d.degraded for d in decisions)
+    assert leased >= 150, f"only {leased} of 300 decisions came from leases"
+    assert await strict_remaining(cluster, key) == 0
 
 
 async def test_close_gives_unused_units_back_where_a_strict_peek_sees_them(cluster: Cluster) -> None:

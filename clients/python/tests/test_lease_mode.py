@@ -1,11 +1,13 @@
 """Lease mode (``leases=True``) of both clients against a fake node that grants leases: which checks ask for
-leases and which are decided in process, what their decisions and the middleware's headers say, peeks, the
-returns task, ``close()`` giving everything back, and a client without lease mode never asking."""
+leases and which are decided in process, what their decisions and the middleware's headers say, peeks, leases
+given back with the ask that renews them, the returns task, ``close()`` giving everything back, and a client
+without lease mode never asking."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import anyio
@@ -16,7 +18,17 @@ from fastapi import FastAPI
 
 from conftest import StartNode
 from fakes import SECOND, FakeNode, dead_addr, limit, pb, response
-from quorate import AsyncClient, Client, ClientClosed, Decision, FailureMode, Source, Unavailable
+from quorate import (
+    AsyncClient,
+    Client,
+    ClientClosed,
+    Decision,
+    Descriptor,
+    FailureMode,
+    InvalidArgument,
+    Source,
+    Unavailable,
+)
 from quorate.asgi import RateLimitMiddleware
 
 pytestmark = pytest.mark.anyio
@@ -27,14 +39,21 @@ LIMIT = 200
 
 @dataclass
 class LeasingLimit:
-    """One key's limit as a node keeps it: checks and grants charge it, returns give unused units back."""
+    """One key's limit as a node keeps it: checks and grants charge it, returns (with an ask, before the check,
+    or by ``ReturnLeases``) give unused units back, once per lease."""
 
     remaining: int = LIMIT
     valid_for_ns: int = 10 * SECOND
     next_id: int = 0
     granted: dict[int, int] = field(default_factory=dict)
+    #: Answers the next this many checks with INVALID_ARGUMENT, applying nothing.
+    refuse: int = 0
 
     def __call__(self, request: pb.CheckRequest) -> pb.CheckResponse | tuple[grpc.StatusCode, str]:
+        if self.refuse:
+            self.refuse -= 1
+            return grpc.StatusCode.INVALID_ARGUMENT, "refused by the test"
+        self.give_back(request.lease.returns)
         cost = max(request.cost, 1)
         allowed = self.remaining >= cost
         if allowed and not request.peek:
@@ -53,20 +72,33 @@ class LeasingLimit:
             )
         return answer
 
+    def give_back(self, returns: Iterable[pb.LeaseReturn]) -> None:
+        """Applies returns (once each, as the cluster does)."""
+        for returned in returns:
+            if self.granted.pop(returned.lease_id, None) is not None:
+                self.remaining += returned.unused
+
     def take_back(self, node: FakeNode) -> None:
-        """Applies the returns the node received (once each, as the cluster does)."""
+        """Applies the returns the node received by ``ReturnLeases``."""
         for request in node.requests("ReturnLeases"):
-            for returned in request.returns:  # type: ignore[attr-defined]
-                if self.granted.pop(returned.lease_id, None) is not None:
-                    self.remaining += returned.unused
+            self.give_back(request.returns)  # type: ignore[attr-defined]
 
 
 def returns(node: FakeNode) -> list[tuple[int, int]]:
+    """The leases given back by ``ReturnLeases`` calls."""
     return sorted(
         (r.lease_id, r.unused)
         for request in node.requests("ReturnLeases")
         for r in request.returns  # type: ignore[attr-defined]
     )
+
+
+def returned_with_asks(node: FakeNode) -> list[list[tuple[int, int]]]:
+    """The leases each ``Check`` gave back with its ask (an empty list for a check without one)."""
+    return [
+        [(r.lease_id, r.unused) for r in request.lease.returns]  # type: ignore[attr-defined]
+        for request in node.requests("Check")
+    ]
 
 
 async def test_hot_keys_ask_for_leases_and_are_then_decided_in_process(nodes: StartNode) -> None:
@@ -87,10 +119,51 @@ async def test_hot_keys_ask_for_leases_and_are_then_decided_in_process(nodes: St
     assert asks == [(False, 0), (True, 3), (True, 9)]
     assert {r.lease.holder for r in node.requests("Check")[1:]} == {holder}  # type: ignore[attr-defined]
     assert holder >= 1 << 63
-    # close() gave back the 7 unused units of the second lease (the first went back used up).
-    assert returns(node) == [(1, 0), (2, 7)]
+    # The used-up first lease went back with the ask that renewed it, not later; close() gave back the 7 unused
+    # units of the second.
+    assert returned_with_asks(node) == [[], [], [(1, 0)]]
+    assert returns(node) == [(2, 7)]
     key.take_back(node)
     assert key.remaining == LIMIT - 8
+
+
+async def test_a_lease_too_small_for_a_check_goes_back_with_its_ask_before_the_renewal(nodes: StartNode) -> None:
+    key = LeasingLimit()
+    node = await nodes(key)
+    async with AsyncClient([node.url], discover_leader=False, leases=True) as client:
+        await client.check(KEY)
+        await client.check(KEY)
+        assert (await client.check(KEY)).source is Source.LEASE
+        # 2 units left, the check costs 3: it goes to the cluster and gives the lease back with the ask.
+        costly = await client.check(KEY, cost=3)
+        assert client._leases is not None
+        assert client._leases.held(time.monotonic_ns()) == {Descriptor("api_key", "agent_42"): 18}
+    assert (costly.source, costly.remaining) == (Source.CLUSTER, LIMIT - 2 - 1 - 3)
+    assert returned_with_asks(node) == [[], [], [(1, 2)]]
+    assert [r.lease.units for r in node.requests("Check")] == [0, 3, 18]  # type: ignore[attr-defined]
+    # Given back once: close() returns only the renewal.
+    assert returns(node) == [(2, 18)]
+    key.take_back(node)
+    assert key.remaining == LIMIT - 6
+
+
+async def test_returns_of_a_check_that_fails_go_back_by_return_leases(nodes: StartNode) -> None:
+    key = LeasingLimit()
+    node = await nodes(key)
+    async with AsyncClient([node.url], discover_leader=False, leases=True) as client:
+        await client.check(KEY)
+        await client.check(KEY)
+        assert (await client.check(KEY)).source is Source.LEASE
+        key.refuse = 1
+        with pytest.raises(InvalidArgument):
+            await client.check(KEY, cost=3)
+        assert client._leases is not None and client._leases.held(time.monotonic_ns()) == {}
+    # The refused check applied nothing, its returns included: ReturnLeases (the returns task's or close()'s)
+    # gave the lease back.
+    assert returned_with_asks(node)[-1] == [(1, 2)]
+    assert returns(node) == [(1, 2)]
+    key.take_back(node)
+    assert key.remaining == LIMIT - 3
 
 
 async def test_a_client_without_lease_mode_never_asks(nodes: StartNode) -> None:
@@ -170,7 +243,10 @@ async def test_the_blocking_client_decides_from_leases_in_the_calling_thread(nod
     assert [d.source for d in decisions].count(Source.LEASE) == 5
     assert [d.remaining for d in decisions] == list(range(199, 191, -1))
     assert node.count("Check") == 3
-    assert returns(node) == [(1, 0), (2, 7)]
+    # The used-up first lease went back with the renewing ask (or by the returns task, if the calling thread was
+    # held up past its 100 ms), the second on close.
+    with_asks = [r for asked in returned_with_asks(node) for r in asked]
+    assert sorted(returns(node) + with_asks) == [(1, 0), (2, 7)]
     with Client([node.url], discover_leader=False, leases=True) as client:
         pass
     with pytest.raises(ClientClosed):

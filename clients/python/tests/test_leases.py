@@ -1,6 +1,7 @@
 """The lease cache of lease mode (``quorate._leases``) on its own, with the time passed in: demand and ask sizing,
 all-or-none decisions across descriptors, duplicates, expiry with the drift margin, what a leased decision says,
-and which leases go back when. The same cases as the Rust client's ``leases.rs`` tests, and more."""
+and which leases go back when (with the next ask, with ``ReturnLeases``, or on close). The same cases as the Rust
+client's ``leases.rs`` tests, and more."""
 
 from __future__ import annotations
 
@@ -69,19 +70,19 @@ def test_the_holder_id_is_random_with_the_top_bit_set() -> None:
 def test_a_cold_key_takes_no_lease_and_a_key_seen_twice_asks_for_that_and_half_again() -> None:
     leases = Leases()
     assert leases.try_local(A, 1, 0) is None
-    assert leases.ask(A, 1) is None, "seen once: cold"
+    assert leases.ask(A, 1, 0) is None, "seen once: cold"
     assert leases.try_local(A, 1, 1) is None
-    ask = leases.ask(A, 1)
+    ask = leases.ask(A, 1, 1)
     assert ask is not None and (ask.holder, ask.units) == (leases.holder, 3)
     # ceil(seen / 2) * 3 * cost: seen 3 -> 6, seen 4 -> 6, seen 5 -> 9; the cost multiplies.
     sizes = []
     for now in (2, 3, 4):
         leases.try_local(A, 1, now)
-        sizes.append([getattr(leases.ask(A, cost), "units", None) for cost in (1, 2)])
+        sizes.append([getattr(leases.ask(A, cost, now), "units", None) for cost in (1, 2)])
     assert sizes == [[6, 12], [6, 12], [9, 18]]
     # A check of several descriptors asks by the hottest of them; a cost of 0 asks as 1.
     leases.try_local(P, 1, 5)
-    assert getattr(leases.ask(BOTH, 0), "units", None) == 9
+    assert getattr(leases.ask(BOTH, 0, 5), "units", None) == 9
 
 
 def test_demand_counts_the_current_and_previous_window_and_cools_down() -> None:
@@ -89,13 +90,13 @@ def test_demand_counts_the_current_and_previous_window_and_cools_down() -> None:
     window = DEFAULT_WINDOW_NS
     for now in (0, 1, 2, 3):
         leases.try_local(A, 1, now)
-    assert getattr(leases.ask(A, 1), "units", None) == 6
+    assert getattr(leases.ask(A, 1, 3), "units", None) == 6
     # One window later: the previous window's 4 still count.
     leases.try_local(A, 1, window)
-    assert getattr(leases.ask(A, 1), "units", None) == 6
+    assert getattr(leases.ask(A, 1, window), "units", None) == 6
     # Two windows after that one started, nothing recent: seen once, cold again.
     leases.try_local(A, 1, 3 * window)
-    assert leases.ask(A, 1) is None
+    assert leases.ask(A, 1, 3 * window) is None
 
 
 def test_the_demand_window_follows_how_long_the_last_grant_lived() -> None:
@@ -106,7 +107,7 @@ def test_the_demand_window_follows_how_long_the_last_grant_lived() -> None:
         leases.try_local(A, 1, now)
     # 500 ms later is still the same one-second window (the default would have started a new one after 250 ms).
     leases.try_local(A, 1, 500 * MS)
-    assert getattr(leases.ask(A, 1), "units", None) == 9
+    assert getattr(leases.ask(A, 1, 500 * MS), "units", None) == 9
 
 
 def test_a_lease_decides_locally_until_its_units_or_its_time_run_out() -> None:
@@ -120,10 +121,13 @@ def test_a_lease_decides_locally_until_its_units_or_its_time_run_out() -> None:
     assert first.remaining == 152, "others' 150 plus the lease's 2 left"
     assert leases.try_local(A, 2, 0) is not None
     assert leases.try_local(A, 1, 0) is None, "the units ran out"
+    # The spent lease goes back with the next ask, not when it expires nor when a new grant replaces it.
+    renew = leases.ask(A, 1, 0)
+    assert renew is not None and [(r.lease_id, r.unused) for r in renew.returns] == [(7, 0)]
     leases.adopt(A, [grant(0, 5, 100, lease_id=8)], 0)
     assert leases.try_local(A, 1, 249 * MS) is None, "expired, drift margin included"
-    # The exhausted first lease went back when replaced; the second expired with 5 unused.
-    assert returned(leases, 249 * MS) == [(7, 0), (8, 5)]
+    # The second lease expired with 5 unused.
+    assert returned(leases, 249 * MS) == [(8, 5)]
 
 
 def test_expiry_counts_from_when_the_check_was_sent_less_1000_ppm_and_1_ms() -> None:
@@ -221,6 +225,46 @@ def test_replaced_exhausted_and_expired_leases_go_back_and_live_ones_stay() -> N
     assert returned(leases, 11 * SECOND) == []
 
 
+def test_leases_that_cannot_serve_a_check_go_back_with_its_ask_once_and_others_stay() -> None:
+    # The cluster counts a holder's leases against its share until they come back: a spent lease left for the
+    # returns task (or for its expiry) would hold back the renewal the ask is for.
+    leases = Leases()
+    for now in (0, 1):
+        leases.try_local(BOTH, 1, now)
+    leases.adopt(A, [grant(0, 5, 100, lease_id=1)], 0)
+    leases.adopt(P, [grant(0, 2, 100, lease_id=2)], 0)
+    other = (Descriptor("api_key", "b"),)
+    leases.adopt(other, [grant(0, 0, 100, lease_id=3)], 0)
+    assert leases.try_local(BOTH, 3, 2) is None, "P's lease has 2 units, the check costs 3"
+    ask = leases.ask(BOTH, 3, 2)
+    # Seen three times (the checks at 0, 1 and 2), at a cost of 3: ceil(3 / 2) * 3 * 3.
+    assert ask is not None and ask.units == 18
+    # P's lease is too small and goes back; A's still has enough and stays; B is not in the check.
+    assert [(r.lease_id, r.unused) for r in ask.returns] == [(2, 2)]
+    assert leases.held(2) == {A[0]: 5, other[0]: 0}
+    # Given back with the ask, it is not given back again; B's used-up lease goes to the returns task.
+    assert returned(leases, 3) == [(3, 0)]
+    # An expired lease goes back with the next ask, even one with units left.
+    expired = 250 * MS
+    leases.try_local(A, 1, expired)
+    again = leases.ask((*A, *A), 1, expired)
+    assert again is not None and [(r.lease_id, r.unused) for r in again.returns] == [(1, 5)], "once, not twice"
+    assert leases.held(expired) == {}
+    assert returned(leases, expired) == []
+
+
+def test_returns_of_an_ask_that_did_not_reach_the_cluster_are_requeued_for_return_leases() -> None:
+    leases = Leases()
+    leases.try_local(A, 1, 0)
+    leases.try_local(A, 1, 0)
+    leases.adopt(A, [grant(0, 1, 100)], 0)
+    assert leases.try_local(A, 1, 0) is not None
+    ask = leases.ask(A, 1, 0)
+    assert ask is not None and len(ask.returns) == 1
+    leases.requeue(ask.returns)
+    assert returned(leases, 0) == [(7, 0)]
+
+
 def test_close_takes_every_lease_and_every_queued_return() -> None:
     leases = Leases()
     leases.adopt(A, [grant(0, 5, 100, lease_id=1)], 0)
@@ -239,9 +283,9 @@ def test_descriptors_neither_leased_nor_seen_for_ten_seconds_are_forgotten() -> 
     leases.try_local(A, 1, 0)
     leases.try_local(A, 1, 1)
     leases.take_returns(FORGET_AFTER_NS - 1)
-    assert leases.ask(A, 1) is not None
+    assert leases.ask(A, 1, FORGET_AFTER_NS - 1) is not None
     leases.take_returns(FORGET_AFTER_NS)
-    assert leases.ask(A, 1) is None, "forgotten: cold again"
+    assert leases.ask(A, 1, FORGET_AFTER_NS) is None, "forgotten: cold again"
 
 
 def test_demand_is_tracked_for_at_most_max_tracked_descriptors() -> None:
@@ -251,7 +295,7 @@ def test_demand_is_tracked_for_at_most_max_tracked_descriptors() -> None:
     extra = (Descriptor("k", "extra"),)
     leases.try_local(extra, 1, 0)
     leases.try_local(extra, 1, 0)
-    assert leases.ask(extra, 1) is None
+    assert leases.ask(extra, 1, 0) is None
     # Grants are adopted all the same.
     leases.adopt(extra, [grant(0, 2, 100)], 0)
     assert leases.try_local(extra, 1, 0) is not None

@@ -46,10 +46,12 @@ from .errors import (
     ClientClosed,
     InvalidArgument,
     InvalidConfig,
+    PermissionDenied,
     QuorateError,
     ResourceExhausted,
     RpcError,
     Timeout,
+    Unauthenticated,
     Unavailable,
 )
 from .fallback import LOCAL_POLICY
@@ -81,10 +83,12 @@ __all__ = [
     "InvalidConfig",
     "LimitDecision",
     "LocalLimit",
+    "PermissionDenied",
     "QuorateError",
     "ResourceExhausted",
     "RpcError",
     "Source",
     "Timeout",
+    "Unauthenticated",
     "Unavailable",
 ]

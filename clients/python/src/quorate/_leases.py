@@ -14,9 +14,12 @@ The Python twin of the Rust client's ``leases.rs``, rule for rule:
 - A grant is valid for ``valid_for_ns`` counted from when the check was *sent*, on this process's monotonic clock,
   shortened by 1,000 ppm plus 1 ms for clock drift: the client stops spending before the cluster considers the
   lease over.
-- A lease replaced by a new grant, used up, or expired goes back (its unused units) with the next
-  ``ReturnLeases`` call, which the client makes every :data:`RETURN_INTERVAL`; :meth:`Leases.take_all` gives every
-  lease back when the client closes. A lease never returned stays charged: it can only under-admit.
+- A lease of a check's descriptor that cannot serve the check (expired, or fewer units left than its cost) goes
+  back with that check's ask (``LeaseRequest.returns``), so that it stops counting against this holder's share
+  before the renewal is granted. Any other lease replaced by a new grant, used up, or expired goes back (its unused
+  units) with the next ``ReturnLeases`` call, which the client makes every :data:`RETURN_INTERVAL`;
+  :meth:`Leases.take_all` gives every lease back when the client closes. A lease never returned stays charged: it
+  can only under-admit.
 
 What a decision from a lease says: ``allowed`` (a lease never denies: when its units run out the check goes to the
 cluster, which decides strictly), :attr:`~quorate.Source.LEASE`, not degraded; per limit, ``remaining`` is what
@@ -164,16 +167,32 @@ class Leases:
                 )
             return Decision.leased(limits)
 
-    def ask(self, descriptors: Sequence[Descriptor], cost: int) -> pb.LeaseRequest | None:
-        """The lease to ask for with a check of ``descriptors`` that goes to the cluster (units per lease-enabled
-        limit), or ``None`` if no descriptor is hot."""
+    def ask(self, descriptors: Sequence[Descriptor], cost: int, now: int) -> pb.LeaseRequest | None:
+        """The lease to ask for with a check of ``descriptors`` that goes to the cluster at ``now`` (units per
+        lease-enabled limit), or ``None`` if no descriptor is hot.
+
+        Leases of these descriptors that cannot serve the check (expired, or fewer units left than ``cost``) are
+        dropped from the cache and go back in the ask's ``returns``: the cluster counts a holder's leases against
+        its share until they are returned, so a spent lease left to expire would hold back the renewal for the
+        rest of its life. If the check does not reach the cluster, :meth:`requeue` puts them back in line for
+        ``ReturnLeases``."""
         with self._lock:
             seen = max((t.demand.seen for d in descriptors if (t := self._keys.get(d)) is not None), default=None)
-        if seen is None or seen < MIN_DEMAND:
-            return None
+            if seen is None or seen < MIN_DEMAND:
+                return None
+            returns = []
+            # Each descriptor once: a check naming one twice must not give its lease back twice.
+            for descriptor in dict.fromkeys(descriptors):
+                tracked = self._keys.get(descriptor)
+                if tracked is None or tracked.held is None:
+                    continue
+                held = tracked.held
+                if held.until <= now or held.left < cost:
+                    returns.append(pb.LeaseReturn(lease_id=held.lease, unused=held.left))
+                    tracked.held = None
         # Demand is counted over the last lease's life: ask for it with half again as headroom.
         units = min(-(-seen // 2) * 3 * max(cost, 1), _U64_MAX)
-        return pb.LeaseRequest(holder=self.holder, units=units)
+        return pb.LeaseRequest(holder=self.holder, units=units, returns=returns)
 
     def adopt(self, descriptors: Sequence[Descriptor], grants: Iterable[pb.LeaseGrant], sent_at: int) -> None:
         """Takes the leases granted with a check of ``descriptors`` sent at ``sent_at``; a lease one replaces goes

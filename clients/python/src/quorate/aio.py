@@ -200,7 +200,8 @@ class AsyncClient:
         A denial is a :class:`~quorate.Decision` with ``allowed == False``. While the cluster is unreachable, the
         failure mode decides. In lease mode a check whose every descriptor holds a live lease with enough units
         is decided here, with no call (:attr:`~quorate.Source.LEASE`, always allowed); any other goes to the
-        cluster and asks for leases of its hot descriptors on the way.
+        cluster and asks for leases of its hot descriptors on the way, giving back with the ask the leases of its
+        descriptors that could not serve it (expired, or fewer units left than ``cost``).
 
         Raises :class:`~quorate.errors.InvalidArgument` (no descriptor; the cluster rejects one or the cost),
         :class:`~quorate.errors.ResourceExhausted` (the cluster's key table is full),
@@ -350,11 +351,19 @@ class AsyncClient:
             local = leases.try_local(descriptors, cost, sent_at)
             if local is not None:
                 return local
-        ask = leases.ask(descriptors, cost) if leases is not None else None
+        # The ask carries back this check's leases that cannot serve it (spent, expired or too small).
+        ask = leases.ask(descriptors, cost, sent_at) if leases is not None else None
         try:
             response = await self._send_check(descriptors, cost, peek, ask)
-        except QuorateError as error:
-            return self._settle(error, descriptors, cost, peek)
+        except BaseException as error:
+            if leases is not None and ask is not None and ask.returns:
+                # They may not have reached the cluster: ReturnLeases takes them (a return is idempotent).
+                leases.requeue(ask.returns)
+                if not self._closed:
+                    self._start_returning(leases)
+            if isinstance(error, QuorateError):
+                return self._settle(error, descriptors, cost, peek)
+            raise
         if leases is not None and response.grants:
             leases.adopt(descriptors, response.grants, sent_at)
             self._start_returning(leases)

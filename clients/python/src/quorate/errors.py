@@ -89,7 +89,8 @@ class ResourceExhausted(QuorateError):
 
 
 class RpcError(QuorateError):
-    """Raised when a node answers with a gRPC status not covered above (e.g. ``INTERNAL``, ``UNIMPLEMENTED``)."""
+    """Raised when a node answers with a gRPC status not covered above (e.g. ``INTERNAL``, ``UNIMPLEMENTED``);
+    base class of :class:`Unauthenticated` and :class:`PermissionDenied`."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
@@ -97,6 +98,29 @@ class RpcError(QuorateError):
         self.code = code
         #: The node's message.
         self.message = message
+
+
+class Unauthenticated(RpcError):
+    """Raised when the node does not know the caller (``UNAUTHENTICATED``): no token was sent to a cluster that
+    requires one, or the token is not one the cluster knows.
+
+    Not retried: every node of a cluster has the same tokens. Give the client ``token``, ``token_file`` or
+    ``$QUORATE_TOKEN`` with a token made by ``quorate token new`` and listed in the nodes' ``[[tokens]]``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.UNAUTHENTICATED, message)
+
+
+class PermissionDenied(RpcError):
+    """Raised when the token is known but lacks the role the call needs (``PERMISSION_DENIED``): checks, refunds
+    and lease returns need ``check``, load reports ``report_load``; an ``admin`` token alone cannot check.
+
+    Not retried: the same token is refused by every node.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(grpc.StatusCode.PERMISSION_DENIED, message)
 
 
 class ClientClosed(QuorateError):
@@ -125,6 +149,10 @@ def from_status(code: grpc.StatusCode, message: str) -> QuorateError:
         return InvalidArgument(message)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return ResourceExhausted(message)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(message)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(message)
     return RpcError(code, message)
 
 
@@ -132,10 +160,12 @@ __all__ = [
     "ClientClosed",
     "InvalidArgument",
     "InvalidConfig",
+    "PermissionDenied",
     "QuorateError",
     "ResourceExhausted",
     "RpcError",
     "Timeout",
+    "Unauthenticated",
     "Unavailable",
     "from_status",
     "status_code",

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dquorate/v1/rate_limiter.proto\x12\nquorate.v1\">\n\nDescriptor\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06policy\x18\x03 \x01(\t\"\x80\x01\n\x0c\x43heckRequest\x12+\n\x0b\x64\x65scriptors\x18\x01 \x03(\x0b\x32\x16.quorate.v1.Descriptor\x12\x0c\n\x04\x63ost\x18\x02 \x01(\x04\x12\x0c\n\x04peek\x18\x03 \x01(\x08\x12\'\n\x05lease\x18\x04 \x01(\x0b\x32\x18.quorate.v1.LeaseRequest\"-\n\x0cLeaseRequest\x12\x0e\n\x06holder\x18\x01 \x01(\x04\x12\r\n\x05units\x18\x02 \x01(\x04\"\x80\x01\n\nLeaseGrant\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x12\n\ndescriptor\x18\x02 \x01(\r\x12\r\n\x05units\x18\x03 \x01(\x04\x12\x14\n\x0cvalid_for_ns\x18\x04 \x01(\x04\x12\'\n\x06status\x18\x05 \x01(\x0b\x32\x17.quorate.v1.LimitStatus\"O\n\x13ReturnLeasesRequest\x12\x0e\n\x06holder\x18\x01 \x01(\x04\x12(\n\x07returns\x18\x02 \x03(\x0b\x32\x17.quorate.v1.LeaseReturn\"/\n\x0bLeaseReturn\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x0e\n\x06unused\x18\x02 \x01(\x04\"\x16\n\x14ReturnLeasesResponse\"\xb4\x01\n\x0bLimitStatus\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x03 \x01(\x08\x12\r\n\x05limit\x18\x04 \x01(\x04\x12\x12\n\nbase_limit\x18\x05 \x01(\x04\x12\x11\n\tremaining\x18\x06 \x01(\x04\x12\x16\n\x0ereset_after_ns\x18\x07 \x01(\x04\x12\x16\n\x0eretry_after_ns\x18\x08 \x01(\x04\x12\x11\n\twindow_ns\x18\t \x01(\x04\"\xd5\x01\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12(\n\x07overall\x18\x02 \x01(\x0b\x32\x17.quorate.v1.LimitStatus\x12\'\n\x06limits\x18\x03 \x03(\x0b\x32\x17.quorate.v1.LimitStatus\x12\x10\n\x08\x64\x65graded\x18\x04 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x05 \x01(\x04\x12\x0e\n\x06leased\x18\x06 \x01(\x08\x12&\n\x06grants\x18\x07 \x03(\x0b\x32\x16.quorate.v1.LeaseGrant\"=\n\x11\x43heckBatchRequest\x12(\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x18.quorate.v1.CheckRequest\"n\n\x0b\x43heckResult\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x19.quorate.v1.CheckResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.quorate.v1.ItemErrorH\x00\x42\x08\n\x06result\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\">\n\x12\x43heckBatchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.quorate.v1.CheckResult\"J\n\x12\x43heckStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x18.quorate.v1.CheckRequest\"q\n\x13\x43heckStreamResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x07results\x18\x02 \x03(\x0b\x32\x17.quorate.v1.CheckResult\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.quorate.v1.ItemError\"L\n\rRefundRequest\x12+\n\x0b\x64\x65scriptors\x18\x01 \x03(\x0b\x32\x16.quorate.v1.Descriptor\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x04\"\x10\n\x0eRefundResponse\"@\n\x11ReportLoadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\x04\"\"\n\x12ReportLoadResponse\x12\x0c\n\x04load\x18\x01 \x01(\x01\x32\xcd\x03\n\x0bRateLimiter\x12<\n\x05\x43heck\x12\x18.quorate.v1.CheckRequest\x1a\x19.quorate.v1.CheckResponse\x12K\n\nCheckBatch\x12\x1d.quorate.v1.CheckBatchRequest\x1a\x1e.quorate.v1.CheckBatchResponse\x12R\n\x0b\x43heckStream\x12\x1e.quorate.v1.CheckStreamRequest\x1a\x1f.quorate.v1.CheckStreamResponse(\x01\x30\x01\x12Q\n\x0cReturnLeases\x12\x1f.quorate.v1.ReturnLeasesRequest\x1a .quorate.v1.ReturnLeasesResponse\x12?\n\x06Refund\x12\x19.quorate.v1.RefundRequest\x1a\x1a.quorate.v1.RefundResponse\x12K\n\nReportLoad\x12\x1d.quorate.v1.ReportLoadRequest\x1a\x1e.quorate.v1.ReportLoadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dquorate/v1/rate_limiter.proto\x12\nquorate.v1\">\n\nDescriptor\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0e\n\x06policy\x18\x03 \x01(\t\"\x80\x01\n\x0c\x43heckRequest\x12+\n\x0b\x64\x65scriptors\x18\x01 \x03(\x0b\x32\x16.quorate.v1.Descriptor\x12\x0c\n\x04\x63ost\x18\x02 \x01(\x04\x12\x0c\n\x04peek\x18\x03 \x01(\x08\x12\'\n\x05lease\x18\x04 \x01(\x0b\x32\x18.quorate.v1.LeaseRequest\"W\n\x0cLeaseRequest\x12\x0e\n\x06holder\x18\x01 \x01(\x04\x12\r\n\x05units\x18\x02 \x01(\x04\x12(\n\x07returns\x18\x03 \x03(\x0b\x32\x17.quorate.v1.LeaseReturn\"\x80\x01\n\nLeaseGrant\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x12\n\ndescriptor\x18\x02 \x01(\r\x12\r\n\x05units\x18\x03 \x01(\x04\x12\x14\n\x0cvalid_for_ns\x18\x04 \x01(\x04\x12\'\n\x06status\x18\x05 \x01(\x0b\x32\x17.quorate.v1.LimitStatus\"O\n\x13ReturnLeasesRequest\x12\x0e\n\x06holder\x18\x01 \x01(\x04\x12(\n\x07returns\x18\x02 \x03(\x0b\x32\x17.quorate.v1.LeaseReturn\"/\n\x0bLeaseReturn\x12\x10\n\x08lease_id\x18\x01 \x01(\x04\x12\x0e\n\x06unused\x18\x02 \x01(\x04\"\x16\n\x14ReturnLeasesResponse\"\xb4\x01\n\x0bLimitStatus\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x03 \x01(\x08\x12\r\n\x05limit\x18\x04 \x01(\x04\x12\x12\n\nbase_limit\x18\x05 \x01(\x04\x12\x11\n\tremaining\x18\x06 \x01(\x04\x12\x16\n\x0ereset_after_ns\x18\x07 \x01(\x04\x12\x16\n\x0eretry_after_ns\x18\x08 \x01(\x04\x12\x11\n\twindow_ns\x18\t \x01(\x04\"\xd5\x01\n\rCheckResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12(\n\x07overall\x18\x02 \x01(\x0b\x32\x17.quorate.v1.LimitStatus\x12\'\n\x06limits\x18\x03 \x03(\x0b\x32\x17.quorate.v1.LimitStatus\x12\x10\n\x08\x64\x65graded\x18\x04 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x05 \x01(\x04\x12\x0e\n\x06leased\x18\x06 \x01(\x08\x12&\n\x06grants\x18\x07 \x03(\x0b\x32\x16.quorate.v1.LeaseGrant\"=\n\x11\x43heckBatchRequest\x12(\n\x06\x63hecks\x18\x01 \x03(\x0b\x32\x18.quorate.v1.CheckRequest\"n\n\x0b\x43heckResult\x12-\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x19.quorate.v1.CheckResponseH\x00\x12&\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x15.quorate.v1.ItemErrorH\x00\x42\x08\n\x06result\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\">\n\x12\x43heckBatchResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.quorate.v1.CheckResult\"J\n\x12\x43heckStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x18.quorate.v1.CheckRequest\"q\n\x13\x43heckStreamResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12(\n\x07results\x18\x02 \x03(\x0b\x32\x17.quorate.v1.CheckResult\x12$\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x15.quorate.v1.ItemError\"L\n\rRefundRequest\x12+\n\x0b\x64\x65scriptors\x18\x01 \x03(\x0b\x32\x16.quorate.v1.Descriptor\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x04\"\x10\n\x0eRefundResponse\"@\n\x11ReportLoadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0e\n\x06ttl_ms\x18\x03 \x01(\x04\"\"\n\x12ReportLoadResponse\x12\x0c\n\x04load\x18\x01 \x01(\x01\x32\xcd\x03\n\x0bRateLimiter\x12<\n\x05\x43heck\x12\x18.quorate.v1.CheckRequest\x1a\x19.quorate.v1.CheckResponse\x12K\n\nCheckBatch\x12\x1d.quorate.v1.CheckBatchRequest\x1a\x1e.quorate.v1.CheckBatchResponse\x12R\n\x0b\x43heckStream\x12\x1e.quorate.v1.CheckStreamRequest\x1a\x1f.quorate.v1.CheckStreamResponse(\x01\x30\x01\x12Q\n\x0cReturnLeases\x12\x1f.quorate.v1.ReturnLeasesRequest\x1a .quorate.v1.ReturnLeasesResponse\x12?\n\x06Refund\x12\x19.quorate.v1.RefundRequest\x1a\x1a.quorate.v1.RefundResponse\x12K\n\nReportLoad\x12\x1d.quorate.v1.ReportLoadRequest\x1a\x1e.quorate.v1.ReportLoadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,39 +36,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKREQUEST']._serialized_start=110
   _globals['_CHECKREQUEST']._serialized_end=238
   _globals['_LEASEREQUEST']._serialized_start=240
-  _globals['_LEASEREQUEST']._serialized_end=285
-  _globals['_LEASEGRANT']._serialized_start=288
-  _globals['_LEASEGRANT']._serialized_end=416
-  _globals['_RETURNLEASESREQUEST']._serialized_start=418
-  _globals['_RETURNLEASESREQUEST']._serialized_end=497
-  _globals['_LEASERETURN']._serialized_start=499
-  _globals['_LEASERETURN']._serialized_end=546
-  _globals['_RETURNLEASESRESPONSE']._serialized_start=548
-  _globals['_RETURNLEASESRESPONSE']._serialized_end=570
-  _globals['_LIMITSTATUS']._serialized_start=573
-  _globals['_LIMITSTATUS']._serialized_end=753
-  _globals['_CHECKRESPONSE']._serialized_start=756
-  _globals['_CHECKRESPONSE']._serialized_end=969
-  _globals['_CHECKBATCHREQUEST']._serialized_start=971
-  _globals['_CHECKBATCHREQUEST']._serialized_end=1032
-  _globals['_CHECKRESULT']._serialized_start=1034
-  _globals['_CHECKRESULT']._serialized_end=1144
-  _globals['_ITEMERROR']._serialized_start=1146
-  _globals['_ITEMERROR']._serialized_end=1188
-  _globals['_CHECKBATCHRESPONSE']._serialized_start=1190
-  _globals['_CHECKBATCHRESPONSE']._serialized_end=1252
-  _globals['_CHECKSTREAMREQUEST']._serialized_start=1254
-  _globals['_CHECKSTREAMREQUEST']._serialized_end=1328
-  _globals['_CHECKSTREAMRESPONSE']._serialized_start=1330
-  _globals['_CHECKSTREAMRESPONSE']._serialized_end=1443
-  _globals['_REFUNDREQUEST']._serialized_start=1445
-  _globals['_REFUNDREQUEST']._serialized_end=1521
-  _globals['_REFUNDRESPONSE']._serialized_start=1523
-  _globals['_REFUNDRESPONSE']._serialized_end=1539
-  _globals['_REPORTLOADREQUEST']._serialized_start=1541
-  _globals['_REPORTLOADREQUEST']._serialized_end=1605
-  _globals['_REPORTLOADRESPONSE']._serialized_start=1607
-  _globals['_REPORTLOADRESPONSE']._serialized_end=1641
-  _globals['_RATELIMITER']._serialized_start=1644
-  _globals['_RATELIMITER']._serialized_end=2105
+  _globals['_LEASEREQUEST']._serialized_end=327
+  _globals['_LEASEGRANT']._serialized_start=330
+  _globals['_LEASEGRANT']._serialized_end=458
+  _globals['_RETURNLEASESREQUEST']._serialized_start=460
+  _globals['_RETURNLEASESREQUEST']._serialized_end=539
+  _globals['_LEASERETURN']._serialized_start=541
+  _globals['_LEASERETURN']._serialized_end=588
+  _globals['_RETURNLEASESRESPONSE']._serialized_start=590
+  _globals['_RETURNLEASESRESPONSE']._serialized_end=612
+  _globals['_LIMITSTATUS']._serialized_start=615
+  _globals['_LIMITSTATUS']._serialized_end=795
+  _globals['_CHECKRESPONSE']._serialized_start=798
+  _globals['_CHECKRESPONSE']._serialized_end=1011
+  _globals['_CHECKBATCHREQUEST']._serialized_start=1013
+  _globals['_CHECKBATCHREQUEST']._serialized_end=1074
+  _globals['_CHECKRESULT']._serialized_start=1076
+  _globals['_CHECKRESULT']._serialized_end=1186
+  _globals['_ITEMERROR']._serialized_start=1188
+  _globals['_ITEMERROR']._serialized_end=1230
+  _globals['_CHECKBATCHRESPONSE']._serialized_start=1232
+  _globals['_CHECKBATCHRESPONSE']._serialized_end=1294
+  _globals['_CHECKSTREAMREQUEST']._serialized_start=1296
+  _globals['_CHECKSTREAMREQUEST']._serialized_end=1370
+  _globals['_CHECKSTREAMRESPONSE']._serialized_start=1372
+  _globals['_CHECKSTREAMRESPONSE']._serialized_end=1485
+  _globals['_REFUNDREQUEST']._serialized_start=1487
+  _globals['_REFUNDREQUEST']._serialized_end=1563
+  _globals['_REFUNDRESPONSE']._serialized_start=1565
+  _globals['_REFUNDRESPONSE']._serialized_end=1581
+  _globals['_REPORTLOADREQUEST']._serialized_start=1583
+  _globals['_REPORTLOADREQUEST']._serialized_end=1647
+  _globals['_REPORTLOADRESPONSE']._serialized_start=1649
+  _globals['_REPORTLOADRESPONSE']._serialized_end=1683
+  _globals['_RATELIMITER']._serialized_start=1686
+  _globals['_RATELIMITER']._serialized_end=2147
 # @@protoc_insertion_point(module_scope)

@@ -29,12 +29,14 @@ class CheckRequest(_message.Message):
     def __init__(self, descriptors: _Optional[_Iterable[_Union[Descriptor, _Mapping]]] = ..., cost: _Optional[int] = ..., peek: _Optional[bool] = ..., lease: _Optional[_Union[LeaseRequest, _Mapping]] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("holder", "units")
+    __slots__ = ("holder", "units", "returns")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
     holder: int
     units: int
-    def __init__(self, holder: _Optional[int] = ..., units: _Optional[int] = ...) -> None: ...
+    returns: _containers.RepeatedCompositeFieldContainer[LeaseReturn]
+    def __init__(self, holder: _Optional[int] = ..., units: _Optional[int] = ..., returns: _Optional[_Iterable[_Union[LeaseReturn, _Mapping]]] = ...) -> None: ...
 
 class LeaseGrant(_message.Message):
     __slots__ = ("lease_id", "descriptor", "units", "valid_for_ns", "status")
