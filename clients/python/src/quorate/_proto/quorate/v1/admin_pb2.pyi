@@ -6,6 +6,28 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class SnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SnapshotResponse(_message.Message):
+    __slots__ = ("snapshot_index",)
+    SNAPSHOT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    snapshot_index: int
+    def __init__(self, snapshot_index: _Optional[int] = ...) -> None: ...
+
+class CampaignRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CampaignResponse(_message.Message):
+    __slots__ = ("leader_id", "term")
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    leader_id: int
+    term: int
+    def __init__(self, leader_id: _Optional[int] = ..., term: _Optional[int] = ...) -> None: ...
+
 class StateDigestRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

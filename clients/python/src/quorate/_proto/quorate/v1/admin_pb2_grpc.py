@@ -65,6 +65,16 @@ class AdminStub:
                 request_serializer=quorate_dot_v1_dot_admin__pb2.StateDigestRequest.SerializeToString,
                 response_deserializer=quorate_dot_v1_dot_admin__pb2.StateDigestResponse.FromString,
                 _registered_method=True)
+        self.Snapshot = channel.unary_unary(
+                '/quorate.v1.Admin/Snapshot',
+                request_serializer=quorate_dot_v1_dot_admin__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=quorate_dot_v1_dot_admin__pb2.SnapshotResponse.FromString,
+                _registered_method=True)
+        self.Campaign = channel.unary_unary(
+                '/quorate.v1.Admin/Campaign',
+                request_serializer=quorate_dot_v1_dot_admin__pb2.CampaignRequest.SerializeToString,
+                response_deserializer=quorate_dot_v1_dot_admin__pb2.CampaignResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -114,6 +124,21 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Snapshot(self, request, context):
+        """Makes this node build a snapshot of its state now (and purge its log behind it), and waits for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Campaign(self, request, context):
+        """Makes this node start an election now: with an up-to-date log it becomes the leader (openraft 0.9 has no
+        leadership transfer; this is how to move the leader to a chosen node).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -146,6 +171,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.StateDigest,
                     request_deserializer=quorate_dot_v1_dot_admin__pb2.StateDigestRequest.FromString,
                     response_serializer=quorate_dot_v1_dot_admin__pb2.StateDigestResponse.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=quorate_dot_v1_dot_admin__pb2.SnapshotRequest.FromString,
+                    response_serializer=quorate_dot_v1_dot_admin__pb2.SnapshotResponse.SerializeToString,
+            ),
+            'Campaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Campaign,
+                    request_deserializer=quorate_dot_v1_dot_admin__pb2.CampaignRequest.FromString,
+                    response_serializer=quorate_dot_v1_dot_admin__pb2.CampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +346,60 @@ class Admin:
             '/quorate.v1.Admin/StateDigest',
             quorate_dot_v1_dot_admin__pb2.StateDigestRequest.SerializeToString,
             quorate_dot_v1_dot_admin__pb2.StateDigestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorate.v1.Admin/Snapshot',
+            quorate_dot_v1_dot_admin__pb2.SnapshotRequest.SerializeToString,
+            quorate_dot_v1_dot_admin__pb2.SnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Campaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/quorate.v1.Admin/Campaign',
+            quorate_dot_v1_dot_admin__pb2.CampaignRequest.SerializeToString,
+            quorate_dot_v1_dot_admin__pb2.CampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,
