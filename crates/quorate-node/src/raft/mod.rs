@@ -2,6 +2,8 @@
 
 pub(crate) mod codec;
 mod flusher;
+#[cfg(test)]
+mod golden;
 pub(crate) mod leases;
 pub(crate) mod log_store;
 pub(crate) mod network;
