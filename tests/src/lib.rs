@@ -275,6 +275,23 @@ impl Cluster {
         }
     }
 
+    /// Stops node `id` with SIGTERM, as an operator or systemd would, and waits up to `within` for it to exit;
+    /// returns whether it exited successfully in time (a node still running then is killed).
+    pub fn stop(&mut self, id: u64, within: Duration) -> bool {
+        let Some(mut child) = self.nodes.get_mut(&id).and_then(|node| node.child.take()) else { return false };
+        let signalled = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let start = Instant::now();
+        while signalled.as_ref().is_ok_and(|s| s.success()) && start.elapsed() < within {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
     /// Starts node `id` again on its data directory.
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);

@@ -10,4 +10,5 @@ mod leases;
 mod local_mode;
 mod metrics;
 mod partition;
+mod rolling_restart;
 mod security;

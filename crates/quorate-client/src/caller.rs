@@ -154,19 +154,23 @@ fn describe(status: &tonic::Status) -> String {
 
 fn classify(status: &tonic::Status) -> Failure {
     match status.code() {
-        Code::Unavailable if never_sent(status) => Failure::NotSent,
+        Code::Unavailable | Code::Cancelled if never_sent(status) => Failure::NotSent,
         Code::Unavailable => Failure::Unavailable,
         Code::DeadlineExceeded | Code::Cancelled => Failure::TimedOut,
         _ => Failure::Final(ClientError::from_status(status)),
     }
 }
 
-/// True if the status comes from a failed connection attempt (tonic's `ConnectError` in its source chain): the
-/// request never left this process.
+/// True if the request never left this process: the connection attempt failed (tonic's `ConnectError` in the
+/// status's source chain), or the connection closed while the request still waited in hyper's queue (hyper's
+/// "canceled": a node that is shutting down closes its connections once the calls it took are answered, and
+/// calls queued behind them were never sent).
 fn never_sent(status: &tonic::Status) -> bool {
     let mut source = std::error::Error::source(status);
     while let Some(error) = source {
-        if error.is::<tonic::ConnectError>() {
+        if error.is::<tonic::ConnectError>()
+            || error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_canceled)
+        {
             return true;
         }
         source = error.source();

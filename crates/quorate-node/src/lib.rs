@@ -39,6 +39,7 @@
 //! use std::sync::Arc;
 //!
 //! use quorate_node::clock::SystemClock;
+//! use quorate_node::config::LocalAddrs;
 //! use quorate_node::{NodeConfig, start_node};
 //! use quorate_proto::v1::rate_limiter_client::RateLimiterClient;
 //! use quorate_proto::v1::{CheckRequest, Descriptor};
@@ -46,7 +47,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
-//! let mut config = NodeConfig::local(1, "127.0.0.1:0".parse()?, dir.path().join("node1"), BTreeMap::new());
+//! let mut config = NodeConfig::local(1, LocalAddrs::any_port(), dir.path().join("node1"), BTreeMap::new());
 //! config.bootstrap = true;
 //! config.sample_system = false;
 //! let node = start_node(config, Arc::new(SystemClock::new())).await?;

@@ -54,6 +54,8 @@ pub struct NodeHandle {
     db: sled::Db,
     stop_servers: watch::Sender<bool>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    /// How long a shutdown waits for the calls in flight (a check's deadline and a little).
+    drain: Duration,
     background: Vec<JoinHandle<()>>,
     pipeline: Pipeline,
 }
@@ -241,6 +243,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         state_machine,
         db,
         stop_servers,
+        drain: config.check_deadline + Duration::from_secs(1),
         servers,
         background: vec![
             installer,
@@ -336,7 +339,22 @@ impl NodeHandle {
     /// # Errors
     ///
     /// [`NodeError::Shutdown`] if Raft did not shut down cleanly.
-    pub async fn shutdown(self) -> Result<(), NodeError> {
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        // Stop taking calls first: the listeners close, and the calls in flight are answered while Raft still
+        // runs (a check's deadline bounds them; a stream still open after that is cut).
+        let _ = self.stop_servers.send(true);
+        let drained = tokio::time::timeout(self.drain, async {
+            for server in &mut self.servers {
+                let _ = server.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(after = ?self.drain, "calls still in flight at shutdown were cut");
+            for server in &self.servers {
+                server.abort();
+            }
+        }
         for task in &self.background {
             task.abort();
         }
@@ -344,10 +362,6 @@ impl NodeHandle {
         // which only under-admits.
         self.pipeline.return_all_leases().await;
         let raft_result = self.raft.shutdown().await.map_err(NodeError::Shutdown);
-        let _ = self.stop_servers.send(true);
-        for server in self.servers {
-            let _ = server.await;
-        }
         let _ = self.db.flush_async().await;
         raft_result
     }
