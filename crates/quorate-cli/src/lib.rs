@@ -36,9 +36,24 @@ pub const DEFAULT_LOG_FILTER: &str = "warn,openraft=off,quorate_node=info,quorat
 #[derive(Debug, Parser)]
 #[command(name = "quorate", version, about)]
 pub struct Cli {
+    /// How log lines on standard error look: `human` (text) or `json` (one JSON object per line, for log
+    /// collectors). Also `QUORATE_LOG_FORMAT`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "QUORATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of the log lines written to standard error (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text lines, coloured on a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line: `timestamp`, `level`, `fields` (with `message`), `target` and the current
+    /// span(s); never coloured.
+    Json,
 }
 
 /// The subcommands.
@@ -72,7 +87,7 @@ pub enum Command {
 /// (`error: ...` with its causes); a closed standard output (`quorate status | head -1`) ends the command quietly.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away: nothing left to say to anyone.
@@ -84,12 +99,31 @@ pub async fn main() -> ExitCode {
     }
 }
 
-/// Sets up logging to standard error: `QUORATE_LOG` (an `EnvFilter` directive) or [`DEFAULT_LOG_FILTER`].
-pub fn init_logging() {
+/// Sets up logging to standard error in `format`: `QUORATE_LOG` (an `EnvFilter` directive) or
+/// [`DEFAULT_LOG_FILTER`].
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUORATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    log_subscriber(format, filter, std::io::stderr, ansi).init();
+}
+
+/// The subscriber [`init_logging`] installs, writing to `writer` (tests give it a buffer).
+fn log_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        LogFormat::Human => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
+    }
 }
 
 /// Runs the parsed command line.
@@ -132,5 +166,81 @@ pub(crate) async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use clap::Parser;
+
+    use super::{Cli, LogFormat, log_subscriber};
+
+    /// A log destination the test can read back.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+        }
+    }
+
+    /// Logs one info event with a field and one debug event (filtered out) in `format`, returns the output.
+    fn log_one(format: LogFormat) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let subscriber = log_subscriber(format, filter, move || writer.clone(), false);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(node = 3, "peer reached");
+            tracing::debug!("not shown");
+        });
+        buffer.text()
+    }
+
+    #[test]
+    fn json_format_writes_one_json_object_per_event() {
+        let text = log_one(LogFormat::Json);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let event: serde_json::Value = serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(event["level"], "INFO", "{text}");
+        assert_eq!(event["fields"]["message"], "peer reached", "{text}");
+        assert_eq!(event["fields"]["node"], 3, "{text}");
+        assert!(event["timestamp"].is_string(), "{text}");
+        assert!(event["target"].as_str().is_some_and(|t| t.starts_with("quorate_cli")), "{text}");
+    }
+
+    #[test]
+    fn human_format_is_plain_text() {
+        let text = log_one(LogFormat::Human);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("INFO") && text.contains("peer reached") && text.contains("node=3"), "{text}");
+        assert!(!text.trim_start().starts_with('{') && !text.contains('\u{1b}'), "{text}");
+    }
+
+    #[test]
+    fn log_format_is_global_and_human_by_default() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.log_format);
+        assert_eq!(parse(&["quorate", "dev"]).ok(), Some(LogFormat::Human));
+        assert_eq!(parse(&["quorate", "--log-format", "json", "dev"]).ok(), Some(LogFormat::Json));
+        assert_eq!(
+            parse(&["quorate", "serve", "--config", "n.toml", "--log-format", "json"]).ok(),
+            Some(LogFormat::Json)
+        );
+        assert!(parse(&["quorate", "--log-format", "xml", "dev"]).is_err());
     }
 }
