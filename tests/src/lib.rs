@@ -121,6 +121,8 @@ pub struct Cluster {
     nodes: BTreeMap<u64, NodeProcess>,
     snapshot_every: u64,
     check_deadline: &'static str,
+    /// Nodes started inside a shell script of the test's (`{serve}` in it stands for the quorate command).
+    wrappers: BTreeMap<u64, String>,
 }
 
 /// A node's listener ports on 127.0.0.1: the three gRPC listeners and the metrics listener.
@@ -171,12 +173,32 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
         let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
-        let mut cluster = Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every, check_deadline };
+        let mut cluster =
+            Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every, check_deadline, wrappers: BTreeMap::new() };
+        cluster.start_nodes(n);
+        cluster
+    }
+
+    /// Like [`Cluster::start`], but node `id` is started by `sh -c <script>`, where `{serve}` in the script is
+    /// the quorate command and `{data}` its data directory (e.g. to run it on a small tmpfs in a mount namespace
+    /// of its own).
+    pub fn start_wrapped(n: u64, id: u64, script: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
+        let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
+        let wrappers = BTreeMap::from([(id, script.to_owned())]);
+        let mut cluster =
+            Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every: 20_000, check_deadline: "2s", wrappers };
+        cluster.start_nodes(n);
+        cluster
+    }
+
+    fn start_nodes(&mut self, n: u64) {
+        let cluster = self;
         for id in 1..=n {
             cluster.write_config(id, id == 1, &(1..=n).collect::<Vec<_>>());
             cluster.spawn(id);
         }
-        cluster
     }
 
     fn write_config(&self, id: u64, bootstrap: bool, members: &[u64]) -> PathBuf {
@@ -210,14 +232,33 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join(format!("node{id}.log")))
             .expect("a log file");
-        let child = Command::new(binary())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawning quorate");
+        let mut command = match self.wrappers.get(&id) {
+            None => {
+                let mut command = Command::new(binary());
+                command.args(["serve", "--config"]).arg(&config);
+                command
+            }
+            Some(script) => {
+                let serve = format!("'{}' serve --config '{}'", binary().display(), config.display());
+                let data = self.dir.path().join(format!("node{id}"));
+                let script = script.replace("{serve}", &serve).replace("{data}", &data.display().to_string());
+                let mut command = Command::new("sh");
+                command.args(["-c", &script]);
+                command
+            }
+        };
+        let child = command.stdout(Stdio::null()).stderr(log).spawn().expect("spawning quorate");
         self.nodes.insert(id, NodeProcess { child: Some(child) });
+    }
+
+    /// The process id of node `id`, if it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes.get(&id)?.child.as_ref().map(Child::id)
+    }
+
+    /// Whether node `id`'s process has exited, with its exit status.
+    pub fn exited(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        self.nodes.get_mut(&id)?.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Adds node `id` (not yet a member) on a fresh port and starts it.

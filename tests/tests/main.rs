@@ -12,3 +12,4 @@ mod metrics;
 mod partition;
 mod rolling_restart;
 mod security;
+mod storage;

@@ -169,7 +169,16 @@ async fn cutting_off_the_leader_keeps_every_invariant() {
     let leader = agreed_leader(&cluster).await.expect("a leader all nodes agree on before the cut");
     cluster.isolate(leader);
     let cut = t0.elapsed();
-    tokio::time::sleep(SPLIT).await;
+    // The cut-off leader keeps its role until it hears of a new term, but reports that it has no quorum (and
+    // its health says NOT_SERVING) once a quorum has not acked it for an election timeout.
+    let mut reported_no_quorum = false;
+    let asked = Instant::now();
+    while !reported_no_quorum && asked.elapsed() < SPLIT {
+        reported_no_quorum = cluster.status(leader).await.is_ok_and(|s| !s.has_quorum);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reported_no_quorum, "the cut-off leader never reported that it lost its quorum");
+    tokio::time::sleep(SPLIT.saturating_sub(asked.elapsed())).await;
     cluster.heal(leader);
     let healed = t0.elapsed();
 

@@ -124,7 +124,7 @@ fn format_table(rows: &[NodeRow], leader_id: u64, term: u64) -> String {
             let mut cells = vec![marker.to_owned(), r.id.to_string(), r.addr.clone()];
             match &r.status {
                 Ok(s) => cells.extend(
-                    [s.role.clone()]
+                    [role_cell(s)]
                         .into_iter()
                         .chain(
                             [
@@ -193,11 +193,21 @@ fn format_load(first: &StatusResponse) -> String {
 }
 
 /// Converts one row to JSON: the node's status with the proto field names, or `reachable: false` and the error.
+/// A node's role as the table shows it: a leader cut off from its quorum says so, and a stopped Raft says why.
+fn role_cell(s: &StatusResponse) -> String {
+    match (s.role.as_str(), s.has_quorum, s.raft_error.is_empty()) {
+        (_, _, false) => format!("stopped ({})", s.raft_error),
+        ("leader", false, _) => "leader (no quorum)".to_owned(),
+        (role, _, _) => role.to_owned(),
+    }
+}
+
 fn row_json(r: &NodeRow, leader_id: u64) -> Value {
     match &r.status {
         Ok(s) => json!({
             "id": r.id, "addr": r.addr, "reachable": true, "leader": leader_id != 0 && r.id == leader_id,
-            "node_id": s.node_id, "role": s.role, "leader_id": s.leader_id, "term": s.term,
+            "node_id": s.node_id, "role": s.role, "has_quorum": s.has_quorum, "raft_error": s.raft_error,
+            "leader_id": s.leader_id, "term": s.term,
             "commit_index": s.commit_index, "applied_index": s.applied_index, "last_log_index": s.last_log_index,
             "snapshot_index": s.snapshot_index, "policy_version": s.policy_version, "tracked_keys": s.tracked_keys,
             "leases_held": s.leases_held, "lease_grants_per_sec": s.lease_grants_per_sec,
@@ -235,6 +245,7 @@ mod tests {
             leases_held: 3,
             lease_grants_per_sec: 1.5,
             leased_decisions: 700,
+            has_quorum: true,
             ..StatusResponse::default()
         };
         NodeRow { id, addr: format!("127.0.0.1:710{id}"), status: Ok(status) }
@@ -256,6 +267,14 @@ mod tests {
                         3   127.0.0.1:7103  unreachable: connection refused\n\
                         leader: node 1 (term 7)\n";
         assert_eq!(format_table(&rows, 1, 7), expected);
+    }
+
+    #[test]
+    fn a_leader_without_quorum_and_a_stopped_raft_say_so() {
+        let mut status = StatusResponse { role: "leader".into(), has_quorum: false, ..StatusResponse::default() };
+        assert_eq!(role_cell(&status), "leader (no quorum)");
+        status.raft_error = "storage error: no space left".into();
+        assert_eq!(role_cell(&status), "stopped (storage error: no space left)");
     }
 
     #[test]

@@ -160,7 +160,14 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     // The reporter starts with "" SERVING; nothing is served before a leader and a policy set are known.
     health::set_all(&health_reporter, tonic_health::ServingStatus::NotServing).await;
     let raft_service = RaftService::new(raft.clone(), pipeline.clone(), load.clone(), control.clone());
-    let admin_service = AdminService::new(raft.clone(), state_machine.clone(), tracker, control, pipeline.clone());
+    let admin_service = AdminService::new(
+        raft.clone(),
+        state_machine.clone(),
+        tracker,
+        control,
+        pipeline.clone(),
+        config.election_timeout.1,
+    );
     let tokens: Arc<[TokenRule]> = Arc::from(config.tokens.clone());
     let rules = |kind: ListenerKind| (kind.name(), Arc::new(Access::new(kind, tokens.clone())));
     let access_rules = vec![rules(ListenerKind::Public), rules(ListenerKind::Peer), rules(ListenerKind::Admin)];
@@ -215,7 +222,12 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         tracing::info!(id = config.id, "initialised a new cluster");
     }
     let installer = tokio::spawn(install_initial_policies(raft.clone(), state_machine.clone(), config.policies_toml));
-    let health = tokio::spawn(health::report_health(health_reporter, raft.clone(), state_machine.clone()));
+    let health = tokio::spawn(health::report_health(
+        health_reporter,
+        raft.clone(),
+        state_machine.clone(),
+        config.election_timeout.1,
+    ));
     let returns = tokio::spawn(pipeline.clone().run_lease_returns());
     let watcher = tokio::spawn(watch_members(raft.clone(), members));
     let reloader = tokio::spawn(tls.reload_on_change());
@@ -329,9 +341,27 @@ impl NodeHandle {
         self.raft.metrics().borrow().current_leader
     }
 
-    /// Whether the node can decide: it knows a leader and has applied a policy set (what gRPC health reports).
+    /// Whether the node can decide: it knows a leader and has applied a policy set.
     pub fn is_ready(&self) -> bool {
         self.leader().is_some() && self.state_machine.replica().policies.is_some()
+    }
+
+    /// Resolves when Raft stops on its own (a storage failure, say), with what stopped it; never while Raft runs.
+    /// The node then answers NOT_SERVING and can decide nothing strictly: `quorate serve` exits with this error
+    /// so that its supervisor restarts it.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let now = metrics.borrow_and_update();
+                if let Err(fatal) = &now.running_state {
+                    return fatal.to_string();
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return "Raft stopped".to_owned();
+            }
+        }
     }
 
     /// Stops the node: Raft, the server and background tasks; flushes storage.

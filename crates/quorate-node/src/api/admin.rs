@@ -31,6 +31,8 @@ pub(crate) struct AdminService {
     load: LoadTracker,
     control: Control,
     pipeline: Pipeline,
+    /// A leader that has heard from no quorum for this long reports `has_quorum = false`.
+    quorum_within: std::time::Duration,
 }
 
 impl std::fmt::Debug for AdminService {
@@ -48,8 +50,9 @@ impl AdminService {
         load: LoadTracker,
         control: Control,
         pipeline: Pipeline,
+        quorum_within: std::time::Duration,
     ) -> Self {
-        AdminService { raft, state_machine, load, control, pipeline }
+        AdminService { raft, state_machine, load, control, pipeline, quorum_within }
     }
 
     fn members(&self) -> Vec<Member> {
@@ -119,6 +122,8 @@ impl Admin for AdminService {
             ServerState::Shutdown => "shutdown",
         };
         let applied = metrics.last_applied.map_or(0, |id| id.index);
+        let has_quorum = super::health::working_leader(&metrics, self.quorum_within);
+        let raft_error = metrics.running_state.as_ref().err().map(ToString::to_string).unwrap_or_default();
         let addr = metrics.membership_config.membership().get_node(&metrics.id).map(|n| n.public_addr.clone());
         Ok(Response::new(StatusResponse {
             node_id: metrics.id,
@@ -143,6 +148,8 @@ impl Admin for AdminService {
             lease_grants,
             leases_outstanding,
             lease_grants_per_sec: holder.grants_per_second(),
+            has_quorum,
+            raft_error,
         }))
     }
 

@@ -28,13 +28,19 @@ pub(crate) async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Reports SERVING while this node knows a leader and has a policy set, NOT_SERVING otherwise; runs until
+/// Reports SERVING while this node's Raft runs, it knows a working leader (itself only if a quorum acked it
+/// within `quorum_within`) and it has a policy set; NOT_SERVING otherwise, at once when Raft stops. Runs until
 /// aborted.
-pub(crate) async fn report_health(reporter: HealthReporter, raft: Raft, state_machine: StateMachineStore) {
+pub(crate) async fn report_health(
+    reporter: HealthReporter,
+    raft: Raft,
+    state_machine: StateMachineStore,
+    quorum_within: Duration,
+) {
     let mut reported = None;
     loop {
-        let has_leader = raft.metrics().borrow().current_leader.is_some();
-        let ready = has_leader && state_machine.replica().policies.is_some();
+        let working = working_leader(&raft.metrics().borrow(), quorum_within);
+        let ready = working && state_machine.replica().policies.is_some();
         let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
         if reported != Some(status) {
             set_all(&reporter, status).await;
@@ -42,5 +48,21 @@ pub(crate) async fn report_health(reporter: HealthReporter, raft: Raft, state_ma
             reported = Some(status);
         }
         tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
+/// Whether this node's Raft runs and knows a leader that works: another node, or itself with a quorum's ack
+/// within `quorum_within` (a leader cut off from its followers keeps its role until it hears of a new term).
+pub(crate) fn working_leader(metrics: &crate::raft::typ::RaftMetrics, quorum_within: Duration) -> bool {
+    if metrics.running_state.is_err() || metrics.state == openraft::ServerState::Shutdown {
+        return false;
+    }
+    match metrics.current_leader {
+        Some(id) if id == metrics.id => {
+            metrics.state == openraft::ServerState::Leader
+                && metrics.millis_since_quorum_ack.is_some_and(|ms| u128::from(ms) < quorum_within.as_millis())
+        }
+        Some(_) => true,
+        None => false,
     }
 }

@@ -47,6 +47,8 @@ pub(crate) mod typ {
 
     /// A log entry.
     pub(crate) type Entry = openraft::Entry<TypeConfig>;
+    /// What Raft reports about itself.
+    pub(crate) type RaftMetrics = openraft::RaftMetrics<NodeId, Node>;
     /// A log id (term, leader, index).
     pub(crate) type LogId = openraft::LogId<NodeId>;
     /// A vote.
