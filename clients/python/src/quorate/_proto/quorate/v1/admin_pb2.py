@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16quorate/v1/admin.proto\x12\nquorate.v1\"\x11\n\x0fSnapshotRequest\"*\n\x10SnapshotResponse\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x04\"\x11\n\x0f\x43\x61mpaignRequest\"3\n\x10\x43\x61mpaignResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\"\x14\n\x12StateDigestRequest\"R\n\x13StateDigestResponse\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\x03 \x01(\x04\"\x0f\n\rStatusRequest\"D\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\r\n\x05voter\x18\x03 \x01(\x08\x12\x11\n\tpeer_addr\x18\x04 \x01(\t\"\xfd\x03\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x11\n\tleader_id\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12#\n\x07members\x18\x07 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\t \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\n \x01(\t\x12\x16\n\x0esnapshot_index\x18\x0b \x01(\x04\x12\x16\n\x0elast_log_index\x18\x0c \x01(\x04\x12\x0b\n\x03\x63pu\x18\r \x01(\x01\x12\x0e\n\x06memory\x18\x0e \x01(\x01\x12\x14\n\x0c\x63luster_load\x18\x0f \x01(\x01\x12\x12\n\nmultiplier\x18\x10 \x01(\x01\x12\'\n\x07\x64rivers\x18\x11 \x03(\x0b\x32\x16.quorate.v1.LoadSignal\x12\x13\n\x0bleases_held\x18\x12 \x01(\x04\x12\x18\n\x10leased_decisions\x18\x13 \x01(\x04\x12\x14\n\x0clease_grants\x18\x14 \x01(\x04\x12\x1a\n\x12leases_outstanding\x18\x15 \x01(\x04\x12\x1c\n\x14lease_grants_per_sec\x18\x16 \x01(\x01\")\n\nLoadSignal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"E\n\x11\x41\x64\x64LearnerRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x11\n\tpeer_addr\x18\x03 \x01(\t\")\n\x17\x43hangeMembershipRequest\x12\x0e\n\x06voters\x18\x01 \x03(\x04\"L\n\x12MembershipResponse\x12#\n\x07members\x18\x01 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x11\n\tlog_index\x18\x02 \x01(\x04\"\x14\n\x12GetPoliciesRequest\"<\n\x12SetPoliciesRequest\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x04\"1\n\x10PoliciesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04toml\x18\x02 \x01(\t2\xe6\x04\n\x05\x41\x64min\x12?\n\x06Status\x12\x19.quorate.v1.StatusRequest\x1a\x1a.quorate.v1.StatusResponse\x12K\n\nAddLearner\x12\x1d.quorate.v1.AddLearnerRequest\x1a\x1e.quorate.v1.MembershipResponse\x12W\n\x10\x43hangeMembership\x12#.quorate.v1.ChangeMembershipRequest\x1a\x1e.quorate.v1.MembershipResponse\x12K\n\x0bGetPolicies\x12\x1e.quorate.v1.GetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12K\n\x0bSetPolicies\x12\x1e.quorate.v1.SetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12N\n\x0bStateDigest\x12\x1e.quorate.v1.StateDigestRequest\x1a\x1f.quorate.v1.StateDigestResponse\x12\x45\n\x08Snapshot\x12\x1b.quorate.v1.SnapshotRequest\x1a\x1c.quorate.v1.SnapshotResponse\x12\x45\n\x08\x43\x61mpaign\x12\x1b.quorate.v1.CampaignRequest\x1a\x1c.quorate.v1.CampaignResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16quorate/v1/admin.proto\x12\nquorate.v1\"\x11\n\x0fSnapshotRequest\"*\n\x10SnapshotResponse\x12\x16\n\x0esnapshot_index\x18\x01 \x01(\x04\"\x11\n\x0f\x43\x61mpaignRequest\"3\n\x10\x43\x61mpaignResponse\x12\x11\n\tleader_id\x18\x01 \x01(\x04\x12\x0c\n\x04term\x18\x02 \x01(\x04\"\x14\n\x12StateDigestRequest\"R\n\x13StateDigestResponse\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x02 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\x03 \x01(\x04\"\x0f\n\rStatusRequest\"D\n\x06Member\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\r\n\x05voter\x18\x03 \x01(\x08\x12\x11\n\tpeer_addr\x18\x04 \x01(\t\"\xa5\x04\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x11\n\tleader_id\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12#\n\x07members\x18\x07 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\x12\x14\n\x0ctracked_keys\x18\t \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\n \x01(\t\x12\x16\n\x0esnapshot_index\x18\x0b \x01(\x04\x12\x16\n\x0elast_log_index\x18\x0c \x01(\x04\x12\x0b\n\x03\x63pu\x18\r \x01(\x01\x12\x0e\n\x06memory\x18\x0e \x01(\x01\x12\x14\n\x0c\x63luster_load\x18\x0f \x01(\x01\x12\x12\n\nmultiplier\x18\x10 \x01(\x01\x12\'\n\x07\x64rivers\x18\x11 \x03(\x0b\x32\x16.quorate.v1.LoadSignal\x12\x13\n\x0bleases_held\x18\x12 \x01(\x04\x12\x18\n\x10leased_decisions\x18\x13 \x01(\x04\x12\x14\n\x0clease_grants\x18\x14 \x01(\x04\x12\x1a\n\x12leases_outstanding\x18\x15 \x01(\x04\x12\x1c\n\x14lease_grants_per_sec\x18\x16 \x01(\x01\x12\x12\n\nhas_quorum\x18\x17 \x01(\x08\x12\x12\n\nraft_error\x18\x18 \x01(\t\")\n\nLoadSignal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\"E\n\x11\x41\x64\x64LearnerRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04\x61\x64\x64r\x18\x02 \x01(\t\x12\x11\n\tpeer_addr\x18\x03 \x01(\t\")\n\x17\x43hangeMembershipRequest\x12\x0e\n\x06voters\x18\x01 \x03(\x04\"L\n\x12MembershipResponse\x12#\n\x07members\x18\x01 \x03(\x0b\x32\x12.quorate.v1.Member\x12\x11\n\tlog_index\x18\x02 \x01(\x04\"\x14\n\x12GetPoliciesRequest\"<\n\x12SetPoliciesRequest\x12\x0c\n\x04toml\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x04\"1\n\x10PoliciesResponse\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12\x0c\n\x04toml\x18\x02 \x01(\t2\xe6\x04\n\x05\x41\x64min\x12?\n\x06Status\x12\x19.quorate.v1.StatusRequest\x1a\x1a.quorate.v1.StatusResponse\x12K\n\nAddLearner\x12\x1d.quorate.v1.AddLearnerRequest\x1a\x1e.quorate.v1.MembershipResponse\x12W\n\x10\x43hangeMembership\x12#.quorate.v1.ChangeMembershipRequest\x1a\x1e.quorate.v1.MembershipResponse\x12K\n\x0bGetPolicies\x12\x1e.quorate.v1.GetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12K\n\x0bSetPolicies\x12\x1e.quorate.v1.SetPoliciesRequest\x1a\x1c.quorate.v1.PoliciesResponse\x12N\n\x0bStateDigest\x12\x1e.quorate.v1.StateDigestRequest\x1a\x1f.quorate.v1.StateDigestResponse\x12\x45\n\x08Snapshot\x12\x1b.quorate.v1.SnapshotRequest\x1a\x1c.quorate.v1.SnapshotResponse\x12\x45\n\x08\x43\x61mpaign\x12\x1b.quorate.v1.CampaignRequest\x1a\x1c.quorate.v1.CampaignResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,21 +48,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBER']._serialized_start=296
   _globals['_MEMBER']._serialized_end=364
   _globals['_STATUSRESPONSE']._serialized_start=367
-  _globals['_STATUSRESPONSE']._serialized_end=876
-  _globals['_LOADSIGNAL']._serialized_start=878
-  _globals['_LOADSIGNAL']._serialized_end=919
-  _globals['_ADDLEARNERREQUEST']._serialized_start=921
-  _globals['_ADDLEARNERREQUEST']._serialized_end=990
-  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_start=992
-  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_end=1033
-  _globals['_MEMBERSHIPRESPONSE']._serialized_start=1035
-  _globals['_MEMBERSHIPRESPONSE']._serialized_end=1111
-  _globals['_GETPOLICIESREQUEST']._serialized_start=1113
-  _globals['_GETPOLICIESREQUEST']._serialized_end=1133
-  _globals['_SETPOLICIESREQUEST']._serialized_start=1135
-  _globals['_SETPOLICIESREQUEST']._serialized_end=1195
-  _globals['_POLICIESRESPONSE']._serialized_start=1197
-  _globals['_POLICIESRESPONSE']._serialized_end=1246
-  _globals['_ADMIN']._serialized_start=1249
-  _globals['_ADMIN']._serialized_end=1863
+  _globals['_STATUSRESPONSE']._serialized_end=916
+  _globals['_LOADSIGNAL']._serialized_start=918
+  _globals['_LOADSIGNAL']._serialized_end=959
+  _globals['_ADDLEARNERREQUEST']._serialized_start=961
+  _globals['_ADDLEARNERREQUEST']._serialized_end=1030
+  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_start=1032
+  _globals['_CHANGEMEMBERSHIPREQUEST']._serialized_end=1073
+  _globals['_MEMBERSHIPRESPONSE']._serialized_start=1075
+  _globals['_MEMBERSHIPRESPONSE']._serialized_end=1151
+  _globals['_GETPOLICIESREQUEST']._serialized_start=1153
+  _globals['_GETPOLICIESREQUEST']._serialized_end=1173
+  _globals['_SETPOLICIESREQUEST']._serialized_start=1175
+  _globals['_SETPOLICIESREQUEST']._serialized_end=1235
+  _globals['_POLICIESRESPONSE']._serialized_start=1237
+  _globals['_POLICIESRESPONSE']._serialized_end=1286
+  _globals['_ADMIN']._serialized_start=1289
+  _globals['_ADMIN']._serialized_end=1903
 # @@protoc_insertion_point(module_scope)

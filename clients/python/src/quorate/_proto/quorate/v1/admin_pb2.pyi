@@ -59,7 +59,7 @@ class Member(_message.Message):
     def __init__(self, id: _Optional[int] = ..., addr: _Optional[str] = ..., voter: _Optional[bool] = ..., peer_addr: _Optional[str] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "role", "leader_id", "term", "commit_index", "applied_index", "members", "policy_version", "tracked_keys", "addr", "snapshot_index", "last_log_index", "cpu", "memory", "cluster_load", "multiplier", "drivers", "leases_held", "leased_decisions", "lease_grants", "leases_outstanding", "lease_grants_per_sec")
+    __slots__ = ("node_id", "role", "leader_id", "term", "commit_index", "applied_index", "members", "policy_version", "tracked_keys", "addr", "snapshot_index", "last_log_index", "cpu", "memory", "cluster_load", "multiplier", "drivers", "leases_held", "leased_decisions", "lease_grants", "leases_outstanding", "lease_grants_per_sec", "has_quorum", "raft_error")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     LEADER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,8 @@ class StatusResponse(_message.Message):
     LEASE_GRANTS_FIELD_NUMBER: _ClassVar[int]
     LEASES_OUTSTANDING_FIELD_NUMBER: _ClassVar[int]
     LEASE_GRANTS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    HAS_QUORUM_FIELD_NUMBER: _ClassVar[int]
+    RAFT_ERROR_FIELD_NUMBER: _ClassVar[int]
     node_id: int
     role: str
     leader_id: int
@@ -104,7 +106,9 @@ class StatusResponse(_message.Message):
     lease_grants: int
     leases_outstanding: int
     lease_grants_per_sec: float
-    def __init__(self, node_id: _Optional[int] = ..., role: _Optional[str] = ..., leader_id: _Optional[int] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., policy_version: _Optional[int] = ..., tracked_keys: _Optional[int] = ..., addr: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., cpu: _Optional[float] = ..., memory: _Optional[float] = ..., cluster_load: _Optional[float] = ..., multiplier: _Optional[float] = ..., drivers: _Optional[_Iterable[_Union[LoadSignal, _Mapping]]] = ..., leases_held: _Optional[int] = ..., leased_decisions: _Optional[int] = ..., lease_grants: _Optional[int] = ..., leases_outstanding: _Optional[int] = ..., lease_grants_per_sec: _Optional[float] = ...) -> None: ...
+    has_quorum: bool
+    raft_error: str
+    def __init__(self, node_id: _Optional[int] = ..., role: _Optional[str] = ..., leader_id: _Optional[int] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., policy_version: _Optional[int] = ..., tracked_keys: _Optional[int] = ..., addr: _Optional[str] = ..., snapshot_index: _Optional[int] = ..., last_log_index: _Optional[int] = ..., cpu: _Optional[float] = ..., memory: _Optional[float] = ..., cluster_load: _Optional[float] = ..., multiplier: _Optional[float] = ..., drivers: _Optional[_Iterable[_Union[LoadSignal, _Mapping]]] = ..., leases_held: _Optional[int] = ..., leased_decisions: _Optional[int] = ..., lease_grants: _Optional[int] = ..., leases_outstanding: _Optional[int] = ..., lease_grants_per_sec: _Optional[float] = ..., has_quorum: _Optional[bool] = ..., raft_error: _Optional[str] = ...) -> None: ...
 
 class LoadSignal(_message.Message):
     __slots__ = ("name", "value")
