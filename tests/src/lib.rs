@@ -123,6 +123,8 @@ pub struct Cluster {
     check_deadline: &'static str,
     /// Nodes started inside a shell script of the test's (`{serve}` in it stands for the quorate command).
     wrappers: BTreeMap<u64, String>,
+    /// Raft timings as the config file gives them: the tests' fast ones, or the defaults (no `[raft]` table).
+    default_raft: bool,
 }
 
 /// A node's listener ports on 127.0.0.1: the three gRPC listeners and the metrics listener.
@@ -173,8 +175,34 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
         let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
-        let mut cluster =
-            Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every, check_deadline, wrappers: BTreeMap::new() };
+        let mut cluster = Cluster {
+            dir,
+            ports,
+            nodes: BTreeMap::new(),
+            snapshot_every,
+            check_deadline,
+            wrappers: BTreeMap::new(),
+            default_raft: false,
+        };
+        cluster.start_nodes(n);
+        cluster
+    }
+
+    /// Like [`Cluster::start`], with the default Raft timings of a config file without `[raft]` (heartbeat
+    /// 100 ms, elections 400-800 ms): for measuring what a deployment sees.
+    pub fn start_with_default_raft(n: u64) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
+        let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
+        let mut cluster = Cluster {
+            dir,
+            ports,
+            nodes: BTreeMap::new(),
+            snapshot_every: 20_000,
+            check_deadline: "2s",
+            wrappers: BTreeMap::new(),
+            default_raft: true,
+        };
         cluster.start_nodes(n);
         cluster
     }
@@ -187,8 +215,15 @@ impl Cluster {
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
         let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
         let wrappers = BTreeMap::from([(id, script.to_owned())]);
-        let mut cluster =
-            Cluster { dir, ports, nodes: BTreeMap::new(), snapshot_every: 20_000, check_deadline: "2s", wrappers };
+        let mut cluster = Cluster {
+            dir,
+            ports,
+            nodes: BTreeMap::new(),
+            snapshot_every: 20_000,
+            check_deadline: "2s",
+            wrappers,
+            default_raft: false,
+        };
         cluster.start_nodes(n);
         cluster
     }
@@ -213,6 +248,11 @@ impl Cluster {
              [load]\nsample_system = false\n",
             ports.public, ports.peer, ports.admin, ports.metrics, self.snapshot_every, self.check_deadline
         );
+        if self.default_raft {
+            let start = text.find("[raft]").unwrap_or(0);
+            let end = text[start..].find("snapshot_every").map_or(start, |at| start + at);
+            text.replace_range(start..end, "[raft]\n");
+        }
         for peer in members.iter().filter(|&&p| p != id) {
             let Ports { public, peer: peer_port, .. } = self.ports[peer];
             text.push_str(&format!(

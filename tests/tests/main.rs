@@ -6,6 +6,7 @@ mod admin_cli;
 mod bulk;
 mod cluster;
 mod degraded;
+mod failover;
 mod leases;
 mod local_mode;
 mod metrics;

@@ -19,7 +19,7 @@ use crate::security::{BearerToken, Credentials, Tls};
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_millis(2_500);
 
 /// Default time a whole check may take, retries included: one slow call plus a failover (an election takes at
-/// most ~0.8 s with the default Raft timeouts).
+/// about 2 s with the default Raft timeouts: `tests/tests/failover.rs`).
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Default TCP connect timeout: a refused connection fails at once, this bounds connects to a host that is gone.

@@ -31,9 +31,9 @@
 //! public = "quorate-2.internal:7101" # its public listener
 //!
 //! [raft]                          # all optional
-//! heartbeat = "100ms"
-//! election_timeout_min = "400ms"
-//! election_timeout_max = "800ms"
+//! heartbeat = "50ms"
+//! election_timeout_min = "250ms"   # each node draws from its own slice of the range, by id
+//! election_timeout_max = "500ms"
 //! snapshot_every = 20000
 //!
 //! [limits]                        # all optional
@@ -77,12 +77,13 @@ use crate::error::ConfigError;
 use crate::raft::{Node, NodeId};
 use crate::transport::Transport;
 
-/// Default heartbeat: also the AppendEntries RPC timeout in openraft 0.9, sized for large batches on a LAN.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
-/// Default election timeout range: a new leader within about a second of losing the old one.
-pub const DEFAULT_ELECTION_MIN: Duration = Duration::from_millis(400);
+/// Default heartbeat: also the AppendEntries RPC timeout in openraft 0.9, still enough for large batches on a LAN.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(50);
+/// Default election timeout range. With 400-800 ms a killed leader stopped strict decisions for 2.97 s (p50) and
+/// 4.61 s (max) over 20 kills; with this range and per-node slices, 1.82 s and 2.23 s (`tests/tests/failover.rs`).
+pub const DEFAULT_ELECTION_MIN: Duration = Duration::from_millis(250);
 /// Upper end of the default election timeout range.
-pub const DEFAULT_ELECTION_MAX: Duration = Duration::from_millis(800);
+pub const DEFAULT_ELECTION_MAX: Duration = Duration::from_millis(500);
 /// Default number of log entries between snapshots: batched entries are few and large.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 20_000;
 /// Default time a check may wait for a leader and a commit before the caller gets UNAVAILABLE.
