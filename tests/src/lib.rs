@@ -142,10 +142,21 @@ impl Ports {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago, never the same twice in this process.
+///
+/// Ports come from 20000-31999, below Linux's ephemeral range (32768-60999): a port the OS handed out and this
+/// harness released could otherwise be taken by any outgoing connection (the tests' clients, the nodes' peer
+/// channels) before the node binds it.
 pub fn free_port() -> u16 {
-    // Bind to port 0 and release it: the OS hands out ports in sequence, so a reuse race is very unlikely.
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7_919);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (offset.wrapping_add(n) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The binary under test: `$QUORATE_BIN`, or `quorate-under-test` next to the test executable's `deps/` folder

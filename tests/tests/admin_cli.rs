@@ -55,7 +55,12 @@ async fn operators_manage_members_policies_snapshots_and_the_leader_from_the_cli
     assert!(snapshot["snapshot_index"].as_u64().unwrap() >= 1);
     let elected = json(&["leader", "elect", "--endpoint", &admin(follower), "--json"]);
     assert_eq!(elected["leader_id"], follower);
-    assert_eq!(json(&["leader", "--endpoint", &first, "--json"])["leader_id"], follower);
+    // The others learn of it with the next heartbeat.
+    let asked = std::time::Instant::now();
+    while json(&["leader", "--endpoint", &first, "--json"])["leader_id"] != follower {
+        assert!(asked.elapsed() < Duration::from_secs(5), "node 1 never named node {follower} the leader");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A fourth node joins as a voter and leaves again.
     cluster.add_process(4);

@@ -86,6 +86,9 @@ fn fraction(ppm: u32) -> f64 {
 /// How long Snapshot and Campaign wait for their outcome.
 const ADMIN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Elections Campaign starts before it answers with another leader.
+const CAMPAIGN_ATTEMPTS: usize = 5;
+
 fn admin_status(error: AdminError) -> Status {
     status::from_admin(&error)
 }
@@ -203,17 +206,28 @@ impl Admin for AdminService {
     }
 
     async fn campaign(&self, _request: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
-        let term = self.raft.metrics().borrow().current_term;
-        self.raft.trigger().elect().await.map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
-        let mut metrics = self.raft.metrics();
-        let settled = metrics.wait_for(|m| m.current_term > term && m.current_leader.is_some());
-        match tokio::time::timeout(ADMIN_WAIT, settled).await {
-            Ok(Ok(m)) => {
-                Ok(Response::new(CampaignResponse { leader_id: m.current_leader.unwrap_or(0), term: m.current_term }))
+        // An election this node starts can still go to another (a vote crossing a heartbeat): it tries a few times
+        // within the wait, and answers with whoever leads in the end.
+        let deadline = tokio::time::Instant::now() + ADMIN_WAIT;
+        let me = self.raft.metrics().borrow().id;
+        for _ in 0..CAMPAIGN_ATTEMPTS {
+            let term = self.raft.metrics().borrow().current_term;
+            self.raft.trigger().elect().await.map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
+            let mut metrics = self.raft.metrics();
+            let settled = metrics.wait_for(|m| m.current_term > term && m.current_leader.is_some());
+            match tokio::time::timeout_at(deadline, settled).await {
+                Ok(Ok(m)) if m.current_leader == Some(me) => {
+                    return Ok(Response::new(CampaignResponse { leader_id: me, term: m.current_term }));
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) => return Err(Status::unavailable("raft stopped during the election")),
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!("no leader was elected within {ADMIN_WAIT:?}")));
+                }
             }
-            Ok(Err(_)) => Err(Status::unavailable("raft stopped during the election")),
-            Err(_) => Err(Status::deadline_exceeded(format!("no leader was elected within {ADMIN_WAIT:?}"))),
         }
+        let m = self.raft.metrics().borrow().clone();
+        Ok(Response::new(CampaignResponse { leader_id: m.current_leader.unwrap_or(0), term: m.current_term }))
     }
 
     async fn get_policies(&self, _request: Request<GetPoliciesRequest>) -> Result<Response<PoliciesResponse>, Status> {

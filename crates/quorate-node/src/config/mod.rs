@@ -632,7 +632,10 @@ mod tests {
         let open_admin = |text: String| text.replace("[admin]\ninsecure = true\n", "");
         let cases = [
             (config("", "[raft]\nheartbeat = \"soon\""), "raft.heartbeat"),
-            (config("", "[raft]\nheartbeat = \"100ms\"\nelection_timeout_min = \"150ms\""), "raft.election_timeout_min"),
+            (
+                config("", "[raft]\nheartbeat = \"100ms\"\nelection_timeout_min = \"150ms\""),
+                "raft.election_timeout_min",
+            ),
             (config("", "[[peers]]\nid = 1\npeer = \"x:1\"\npublic = \"x:2\""), "peers[0].id"),
             (minimal().replace("127.0.0.1:7101", "localhost"), "public.listen"),
             (minimal().replace("id = 1", "id = 0"), "id"),
