@@ -383,3 +383,20 @@ proptest! {
         }
     }
 }
+
+/// Found by `fuzz_policy_set_bytes`: past the end of slot time (2106), making room in a full table swept the
+/// same not-yet-fresh key forever.
+#[test]
+fn fuzz_regression_full_table_past_slot_time_refuses_in_time() {
+    let mut table = LimiterTable::new(TableConfig { max_keys: 1, ..TableConfig::default() });
+    let now = u64::MAX / 2;
+    let limiter = Limiter::from(TokenBucket::new(10, 1, 3_600 * SECOND).unwrap());
+    assert!(table.check_each(now, &[LimitRef::new(0, limiter, "a")], &[5]).unwrap().allowed);
+    let started = std::time::Instant::now();
+    let full = table.check_each(now, &[LimitRef::new(0, limiter, "b")], &[1]);
+    assert!(matches!(full, Err(crate::CoreError::TableFull { max_keys: 1 })), "{full:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // The key is still tracked, and evicted once fresh.
+    assert_eq!(table.len(), 1);
+    assert_eq!(table.sweep(now + 6 * 3_600 * SECOND, usize::MAX), 1);
+}
