@@ -20,10 +20,28 @@ use crate::{CoreError, Decision, Nanos, bounds};
 
 /// Sliding-window parameters: at most `limit` units in any `window`, tracked in `precision` buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SlidingWindowFields")]
 pub struct SlidingWindow {
     limit: u64,
     window: Nanos,
     precision: u32,
+}
+
+/// The serialized fields of a [`SlidingWindow`], validated by [`SlidingWindow::new`] before they become one: parameters
+/// decoded from a snapshot or a journal record are as untrusted as a config file.
+#[derive(Deserialize)]
+struct SlidingWindowFields {
+    limit: u64,
+    window: Nanos,
+    precision: u32,
+}
+
+impl TryFrom<SlidingWindowFields> for SlidingWindow {
+    type Error = CoreError;
+
+    fn try_from(fields: SlidingWindowFields) -> Result<Self, CoreError> {
+        SlidingWindow::new(fields.limit, fields.window, fields.precision)
+    }
 }
 
 /// Per-key state of a [`SlidingWindow`]: a ring of `precision + 1` bucket counters.

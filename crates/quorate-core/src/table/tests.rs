@@ -400,3 +400,41 @@ fn fuzz_regression_full_table_past_slot_time_refuses_in_time() {
     assert_eq!(table.len(), 1);
     assert_eq!(table.sweep(now + 6 * 3_600 * SECOND, usize::MAX), 1);
 }
+
+/// Found by quorate-node's `fuzz_local_journal_record`: limiter parameters decoded from a snapshot or a journal
+/// record were not validated, so a window beyond the bounds overflowed and a zero one divided by zero. Now they
+/// are validated as a config's are, and such bytes do not decode.
+#[test]
+fn fuzz_regression_invalid_limiter_parameters_do_not_decode() {
+    let encoded = |tag: u32, words: &[u64]| {
+        let mut bytes = tag.to_le_bytes().to_vec();
+        for w in words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        bytes
+    };
+    let minute = 60 * SECOND;
+    let mut sliding_zero_precision = encoded(1, &[30, minute]);
+    sliding_zero_precision.extend_from_slice(&0u32.to_le_bytes());
+    let mut fixed_every_zero = encoded(3, &[5]);
+    fixed_every_zero.extend_from_slice(&0u32.to_le_bytes());
+    fixed_every_zero.extend_from_slice(&0u64.to_le_bytes());
+    for bytes in [
+        encoded(0, &[100, 0, minute]),
+        encoded(0, &[100, 100, 0]),
+        sliding_zero_precision,
+        encoded(2, &[20, 1 << 60]),
+        encoded(2, &[0, SECOND]),
+        fixed_every_zero,
+    ] {
+        assert!(bincode::deserialize::<Limiter>(&bytes).is_err(), "{bytes:?}");
+    }
+    // The same layout with valid values decodes: the format is unchanged.
+    assert_eq!(
+        bincode::deserialize::<Limiter>(&encoded(2, &[20, SECOND])).unwrap(),
+        Limiter::from(crate::WindowCounter::new(20, SECOND).unwrap())
+    );
+    for limiter in [bucket(100, 60 * SECOND), window(30, 60 * SECOND)] {
+        assert_eq!(bincode::deserialize::<Limiter>(&bincode::serialize(&limiter).unwrap()).unwrap(), limiter);
+    }
+}
