@@ -78,6 +78,8 @@ mod command;
 pub mod config;
 mod control;
 pub mod error;
+#[cfg(test)]
+mod fuzzing;
 mod io;
 mod leases;
 mod listeners;

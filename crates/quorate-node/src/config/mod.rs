@@ -514,6 +514,9 @@ impl LocalAddrs {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::{Role, TokenHash};

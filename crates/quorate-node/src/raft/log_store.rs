@@ -31,6 +31,8 @@ use super::{NodeId, TypeConfig, codec};
 use crate::io::{IoMode, blocking};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 /// The tree holding the entries: key = index as big-endian `u64` (so keys sort by index), value = encoded entry.
