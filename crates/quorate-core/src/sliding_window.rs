@@ -48,6 +48,7 @@ impl TryFrom<SlidingWindowFields> for SlidingWindow {
 ///
 /// The ring is allocated on the first charge; a key that was only peeked at holds no heap memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SlidingWindowStateFields")]
 pub struct SlidingWindowState {
     /// Absolute index (`time / bucket width`) of the newest bucket in the ring.
     newest: u64,
@@ -55,6 +56,34 @@ pub struct SlidingWindowState {
     total: u64,
     /// Counter of absolute bucket `k` lives at `k % counts.len()`.
     counts: Box<[u64]>,
+}
+
+/// The serialized fields of a [`SlidingWindowState`], checked before they become one: `total` must be the sum of
+/// the counters (the window subtracts a bucket's count from it when the bucket leaves) and the ring no longer
+/// than the longest a window uses.
+#[derive(Deserialize)]
+struct SlidingWindowStateFields {
+    newest: u64,
+    total: u64,
+    counts: Box<[u64]>,
+}
+
+impl TryFrom<SlidingWindowStateFields> for SlidingWindowState {
+    type Error = CoreError;
+
+    fn try_from(fields: SlidingWindowStateFields) -> Result<Self, CoreError> {
+        let SlidingWindowStateFields { newest, total, counts } = fields;
+        if counts.len() > bounds::MAX_PRECISION as usize + 1 {
+            return Err(CoreError::invalid(
+                "sliding window state",
+                format!("{} buckets is more than a window has", counts.len()),
+            ));
+        }
+        if counts.iter().try_fold(0u64, |sum, &count| sum.checked_add(count)) != Some(total) {
+            return Err(CoreError::invalid("sliding window state", "the total is not the sum of the buckets"));
+        }
+        Ok(SlidingWindowState { newest, total, counts })
+    }
 }
 
 impl SlidingWindow {

@@ -438,3 +438,30 @@ fn fuzz_regression_invalid_limiter_parameters_do_not_decode() {
         assert_eq!(bincode::deserialize::<Limiter>(&bincode::serialize(&limiter).unwrap()).unwrap(), limiter);
     }
 }
+
+/// Found by `fuzz_table_snapshot`: a sliding window's state decoded from a snapshot with a total below the sum of
+/// its buckets underflowed when a bucket left the window. Such states no longer decode.
+#[test]
+fn fuzz_regression_inconsistent_sliding_window_state_does_not_decode() {
+    let state = |total: u64, counts: &[u64]| {
+        let mut bytes = 7u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&total.to_le_bytes());
+        bytes.extend_from_slice(&(counts.len() as u64).to_le_bytes());
+        for count in counts {
+            bytes.extend_from_slice(&count.to_le_bytes());
+        }
+        bincode::deserialize::<crate::SlidingWindowState>(&bytes)
+    };
+    assert!(state(1, &[3, 0, 0]).is_err());
+    assert!(state(u64::MAX, &[u64::MAX, 1]).is_err());
+    assert!(state(0, &vec![0; crate::bounds::MAX_PRECISION as usize + 2]).is_err());
+    assert!(state(5, &[3, 0, 2]).is_ok());
+    assert!(state(0, &[]).is_ok());
+    // A real state still round-trips through a table snapshot.
+    let mut table = table();
+    let limit = LimitRef::new(0, window(30, 60 * SECOND), "k");
+    table.check_each(T0, &[limit], &[4]).unwrap();
+    let restored =
+        LimiterTable::restore(TableConfig::default(), bincode::deserialize(&bytes(&table)).unwrap()).unwrap();
+    assert_eq!(bytes(&restored), bytes(&table));
+}
