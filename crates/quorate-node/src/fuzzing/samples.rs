@@ -114,9 +114,14 @@ pub(crate) fn descriptors() -> Vec<Descriptor> {
     ]
 }
 
-/// Commands of every kind, planned against [`empty_replica`]'s policies.
+/// Commands of every kind, planned against [`empty_replica`]'s policies (and so applied by [`busy_replica`]).
 pub(crate) fn commands() -> Vec<Command> {
-    let replica = empty_replica();
+    commands_for(&empty_replica())
+}
+
+/// Commands of every kind, planned against `replica`'s policies: what it applies rather than refuses as planned
+/// under another policy set version.
+pub(crate) fn commands_for(replica: &Replica) -> Vec<Command> {
     let Some(policies) = replica.policies.clone() else { return Vec::new() };
     let mut commands = Vec::new();
     let check = Check { descriptors: descriptors(), cost: Cost::ONE, peek: false, overrides: Vec::new() };
@@ -196,11 +201,14 @@ pub(crate) fn entries() -> Vec<Entry> {
     entries
 }
 
-/// A replica that has applied [`entries`] and a few more batches: state in every algorithm, leases, signals.
+/// A replica that has applied the batches and the load entry of [`log_entries`] and a few more batches: state in
+/// every algorithm, leases, signals. Its policy set is still [`empty_replica`]'s, so it applies [`commands`].
 pub(crate) fn busy_replica() -> Replica {
     let mut replica = empty_replica();
     for entry in log_entries() {
-        replica.apply(&entry);
+        if !matches!(entry, LogEntry::SetPolicies { .. }) {
+            replica.apply(&entry);
+        }
     }
     for step in 1..4 {
         replica.apply(&LogEntry::Batch { time: T0 + step * SECOND, commands: commands() });

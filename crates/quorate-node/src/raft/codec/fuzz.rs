@@ -94,7 +94,7 @@ fn replica() -> Replica {
 fn applies(entry: &LogEntry) -> Result<(), TestCaseError> {
     let mut replica = replica();
     timed("apply", || replica.apply(entry))?;
-    let later = LogEntry::Batch { time: T0 + 100 * SECOND, commands: samples::commands() };
+    let later = LogEntry::Batch { time: T0 + 100 * SECOND, commands: samples::commands_for(&replica) };
     timed("apply after", || replica.apply(&later))?;
     let bytes = encode(&replica.snapshot()).expect("a snapshot encodes");
     let restored = Replica::restore(quorate_core::TableConfig::default(), decode(&bytes).expect("decodes"));
@@ -343,4 +343,21 @@ fn fuzz_seed_payloads_round_trip() {
     let decoded: crate::raft::replica::ReplicaSnapshot = decode(&snapshot).unwrap();
     assert_eq!(encode(&decoded).unwrap(), snapshot);
     let _: NodeId = decode(&7u64.to_le_bytes()).unwrap();
+}
+
+/// The harnesses' replica applies the sample commands (rather than refusing them as planned under another policy
+/// set version), so mutated commands reach the limiter table.
+#[test]
+fn fuzz_seed_commands_apply() {
+    let mut replica = samples::busy_replica();
+    let commands = samples::commands();
+    assert!(commands.len() >= 6);
+    match replica.apply(&LogEntry::Batch { time: T0 + 5 * SECOND, commands }) {
+        crate::command::EntryResponse::Batch(outcomes) => {
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            assert!(outcomes.iter().any(|o| matches!(o, Ok(Applied::Checked { outcome, .. }) if outcome.allowed)));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(replica.table.len() >= 5, "{} keys", replica.table.len());
 }

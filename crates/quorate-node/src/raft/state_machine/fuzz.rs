@@ -37,9 +37,10 @@ fn stored() -> Vec<Vec<u8>> {
 /// A restored replica goes on: it applies a batch and a load entry, snapshots, and that snapshot restores.
 fn keeps_working(mut replica: Replica) -> Result<(), TestCaseError> {
     timed("apply", || {
-        replica.apply(&LogEntry::Batch { time: T0 + 30 * SECOND, commands: samples::commands() });
+        let commands = samples::commands_for(&replica);
+        replica.apply(&LogEntry::Batch { time: T0 + 30 * SECOND, commands: commands.clone() });
         replica.apply(&samples::log_entries()[1]);
-        replica.apply(&LogEntry::Batch { time: T0 + 90_000 * SECOND, commands: samples::commands() });
+        replica.apply(&LogEntry::Batch { time: T0 + 90_000 * SECOND, commands });
     })?;
     let bytes = encode(&replica.snapshot()).expect("encodes");
     prop_assert!(restore_snapshot(&bytes, TableConfig::default()).is_ok());
