@@ -252,6 +252,11 @@ impl Algorithm for SlidingWindow {
         if state.total == 0 {
             return 0;
         }
+        if state.counts.len() as u64 != self.slots() {
+            // A ring of another shape (the policy's precision changed since the key was charged): the next
+            // `advance` keeps the whole total in the newest bucket, so that bucket decides.
+            return self.expiry(state.newest);
+        }
         self.buckets(state).rev().find(|&(_, count)| count > 0).map_or(0, |(bucket, _)| self.expiry(bucket))
     }
 

@@ -465,3 +465,23 @@ fn fuzz_regression_inconsistent_sliding_window_state_does_not_decode() {
         LimiterTable::restore(TableConfig::default(), bincode::deserialize(&bytes(&table)).unwrap()).unwrap();
     assert_eq!(bytes(&restored), bytes(&table));
 }
+
+/// Found by `fuzz_table_snapshot` in a 100,000-case run: a sliding window's key whose ring has the shape of an
+/// older precision (the policy's precision was raised, or a snapshot paired the two) indexed past its ring when
+/// the sweep asked when it is fresh, before any check had reshaped it. Raising a policy's precision through the
+/// Admin API made every replica panic on its next sweep of an old key.
+#[test]
+fn fuzz_regression_sweep_after_a_precision_change() {
+    let mut table = table();
+    let coarse = Limiter::from(SlidingWindow::new(30, 60 * SECOND, 10).unwrap());
+    let fine = Limiter::from(SlidingWindow::new(30, 60 * SECOND, 60).unwrap());
+    for key in ["a", "b", "c", "d", "e", "f", "g"] {
+        table.check_each(T0 + SECOND, &[LimitRef::new(0, coarse, key)], &[2]).unwrap();
+    }
+    // A check under the new precision adopts it for the whole policy; the old keys keep their ring.
+    table.check_each(T0 + 2 * SECOND, &[LimitRef::new(0, fine, "new")], &[1]).unwrap();
+    for seconds in [3, 30, 59, 61, 67, 70, 200] {
+        table.sweep(T0 + seconds * SECOND, usize::MAX);
+    }
+    assert!(table.is_empty(), "every key is fresh after a window: {} left", table.len());
+}
