@@ -200,3 +200,15 @@ fn fuzz_seed_policies_work() {
         assert!(!set.is_empty());
     }
 }
+
+/// Nesting a mutator cannot reach: arrays and inline tables 100,000 deep are a parse error (toml limits its
+/// recursion), not a stack overflow, which would abort every replica applying such a policy change.
+#[test]
+fn fuzz_deeply_nested_toml_is_an_error() {
+    for depth in [100usize, 10_000, 100_000] {
+        for (open, close) in [("[", "]"), ("{a=", "}")] {
+            let text = format!("unmatched = {}1{}", open.repeat(depth), close.repeat(depth));
+            assert!(matches!(PolicySet::from_toml(&text), Err(CoreError::Config(_))), "{depth} {open}");
+        }
+    }
+}

@@ -168,3 +168,13 @@ fn fuzz_seed_configs_parse() {
         NodeConfig::parse(&seed, base()).unwrap_or_else(|e| panic!("{e}\n{seed}"));
     }
 }
+
+/// Nesting a mutator cannot reach: 100,000 levels are a parse error (toml limits its recursion), not a stack
+/// overflow.
+#[test]
+fn fuzz_deeply_nested_config_is_an_error() {
+    for (open, close) in [("[", "]"), ("{a=", "}")] {
+        let text = format!("{MINIMAL}[load]\nsample_system = {}1{}\n", open.repeat(100_000), close.repeat(100_000));
+        assert!(NodeConfig::parse(&text, base()).is_err());
+    }
+}
