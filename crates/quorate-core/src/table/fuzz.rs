@@ -23,12 +23,28 @@ fn limiters() -> Vec<Limiter> {
     ]
 }
 
+/// The same ids after a policy change: other parameters, a finer and a coarser window, other algorithms.
+fn changed_limiters() -> Vec<Limiter> {
+    vec![
+        TokenBucket::new(10, 1, SECOND).unwrap().into(),
+        SlidingWindow::new(30, 60 * SECOND, 600).unwrap().into(),
+        SlidingWindow::new(20, 10 * SECOND, 2).unwrap().into(),
+        FixedWindow::new(5, WindowSpan::Calendar(CalendarUnit::Day)).unwrap().into(),
+        WindowCounter::new(7, 86_400 * SECOND).unwrap().into(),
+    ]
+}
+
 const KEYS: [&str; 3] = ["a", "user=bob", "ip=10.0.0.1"];
 
 /// Charges every key of every policy `cost` at `now`, and the other calls a replica makes.
 fn exercise(table: &mut LimiterTable, now: Nanos, cost: u64) {
-    for (id, limiter) in limiters().into_iter().enumerate() {
-        for key in KEYS {
+    exercise_with(table, now, cost, limiters(), &KEYS);
+}
+
+/// As [`exercise`], with the policies' limiters `limiters` and the keys `keys`.
+fn exercise_with(table: &mut LimiterTable, now: Nanos, cost: u64, limiters: Vec<Limiter>, keys: &[&str]) {
+    for (id, limiter) in limiters.into_iter().enumerate() {
+        for &key in keys {
             let limit = LimitRef::new(id as u32, limiter, key).with_effective_limit(limiter.base_limit() / 2);
             let _ = table.check_each(now, &[limit], &[cost]);
             let _ = table.peek(now, &[limit], 1);
@@ -53,7 +69,11 @@ proptest! {
 
     /// Damaged table snapshots.
     #[test]
-    fn fuzz_table_snapshot(bytes in mutated_bytes(snapshots()), later in prop_oneof![Just(0u64), 0u64..100 * SECOND, any::<u64>()]) {
+    fn fuzz_table_snapshot(
+        bytes in mutated_bytes(snapshots()),
+        later in prop_oneof![Just(0u64), 0u64..100 * SECOND, any::<u64>()],
+        changed in any::<bool>(),
+    ) {
         let Ok(snapshot) = timed("decode", || bincode::deserialize::<TableSnapshot>(&bytes))? else { return Ok(()) };
         let Ok(mut table) = timed("restore", || LimiterTable::restore(TableConfig::default(), snapshot.clone()))? else {
             return Ok(());
@@ -63,6 +83,12 @@ proptest! {
             table.advance_clock(now);
             table.sweep(now, usize::MAX);
             exercise(&mut table, now, 1);
+            if changed {
+                // A policy change: the limiters differ from the snapshot's; the old keys stay as they are until
+                // a check of their own, which other keys' checks and the sweeps do not wait for.
+                exercise_with(&mut table, now.saturating_add(SECOND), 1, changed_limiters(), &["other"]);
+                table.sweep(now.saturating_add(30 * SECOND), usize::MAX);
+            }
             table.sweep(now.saturating_add(400 * 86_400 * SECOND), usize::MAX);
         })?;
         let again = bincode::serialize(&table.snapshot()).unwrap();
