@@ -10,7 +10,7 @@
 //! The normal test run (CI) runs [`DEFAULT_CASES`] cases per harness; the long run is one command:
 //!
 //! ```text
-//! QUORATE_FUZZ_CASES=100000 cargo test --release -p quorate-node -p quorate-core fuzz
+//! QUORATE_FUZZ_CASES=100000 cargo test --release -p quorate-node -p quorate-core --lib fuzz
 //! ```
 //!
 //! Failures are not written to `proptest-regressions` files: proptest prints the shrunk input, and a fix keeps
