@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use tempfile::TempDir;
 
 use super::NodeConfig;
@@ -73,22 +73,28 @@ const CONFIG_TOKENS: &[&str] = &[
     ":65536",
 ];
 
-/// The folder the configs are read from: the sample policies and a cluster CA with node certificates.
-fn base() -> &'static Path {
-    static BASE: OnceLock<TempDir> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        std::fs::write(dir.path().join("policies.toml"), quorate_core::policy::SAMPLE_POLICIES_TOML).unwrap();
-        let certs = dir.path().join("certs");
-        std::fs::create_dir(&certs).unwrap();
-        let ca = TestCa::new("quorate-fuzz");
-        ca.write(&certs);
-        for i in 1..=3 {
-            ca.issue(&certs, &format!("node{i}"), &[&format!("quorate-{i}.internal")]);
-        }
-        dir
-    })
-    .path()
+/// A folder to read configs from: the sample policies and a cluster CA with node certificates, removed when
+/// the test ends.
+fn base() -> TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("policies.toml"), quorate_core::policy::SAMPLE_POLICIES_TOML).unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = TestCa::new("quorate-fuzz");
+    ca.write(&certs);
+    for i in 1..=3 {
+        ca.issue(&certs, &format!("node{i}"), &[&format!("quorate-{i}.internal")]);
+    }
+    dir
+}
+
+/// Runs `property` on `cases` with a fresh [`base`] folder (a `proptest!` test could not remove it).
+fn run<S: Strategy>(cases: S, property: impl Fn(S::Value, &Path) -> Result<(), TestCaseError>) {
+    let base = base();
+    let mut runner = TestRunner::new(config());
+    if let Err(failure) = runner.run(&cases, |value| property(value, base.path())) {
+        panic!("{failure}");
+    }
 }
 
 fn seeds() -> Vec<String> {
@@ -142,30 +148,33 @@ fn drawn_config() -> impl Strategy<Value = String> {
     )
 }
 
-proptest! {
-    #![proptest_config(config())]
+/// Deploy and test configs, mutated, and random text.
+#[test]
+fn fuzz_node_config_text() {
+    run(mutated_text(seeds(), CONFIG_TOKENS), |text, base| {
+        let _ = timed("parse", || NodeConfig::parse(&text, base))?;
+        Ok(())
+    });
+}
 
-    /// Deploy and test configs, mutated, and random text.
-    #[test]
-    fn fuzz_node_config_text(text in mutated_text(seeds(), CONFIG_TOKENS)) {
-        let _ = timed("parse", || NodeConfig::parse(&text, base()))?;
-    }
-
-    /// Configs with random values, and the TOML tokens of any file mutated in.
-    #[test]
-    fn fuzz_node_config_values(text in prop_oneof![drawn_config(), mutated_text(seeds(), TOML_TOKENS)]) {
-        if let Ok(config) = timed("parse", || NodeConfig::parse(&text, base()))? {
+/// Configs with random values, and the TOML tokens of any file mutated in.
+#[test]
+fn fuzz_node_config_values() {
+    run(prop_oneof![drawn_config(), mutated_text(seeds(), TOML_TOKENS)], |text, base| {
+        if let Ok(config) = timed("parse", || NodeConfig::parse(&text, base))? {
             prop_assert!(config.id > 0);
             prop_assert!(config.election_timeout.0 > config.heartbeat);
             prop_assert!(config.election_timeout.1 > config.election_timeout.0);
         }
-    }
+        Ok(())
+    });
 }
 
 #[test]
 fn fuzz_seed_configs_parse() {
+    let base = base();
     for seed in seeds() {
-        NodeConfig::parse(&seed, base()).unwrap_or_else(|e| panic!("{e}\n{seed}"));
+        NodeConfig::parse(&seed, base.path()).unwrap_or_else(|e| panic!("{e}\n{seed}"));
     }
 }
 
@@ -175,6 +184,6 @@ fn fuzz_seed_configs_parse() {
 fn fuzz_deeply_nested_config_is_an_error() {
     for (open, close) in [("[", "]"), ("{a=", "}")] {
         let text = format!("{MINIMAL}[load]\nsample_system = {}1{}\n", open.repeat(100_000), close.repeat(100_000));
-        assert!(NodeConfig::parse(&text, base()).is_err());
+        assert!(NodeConfig::parse(&text, base().path()).is_err());
     }
 }
