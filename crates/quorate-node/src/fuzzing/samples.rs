@@ -114,6 +114,20 @@ pub(crate) fn descriptors() -> Vec<Descriptor> {
     ]
 }
 
+/// One check per descriptor of [`descriptors`] with a new value, planned against `replica`'s policies: after a
+/// policy change they apply the new parameters while the old keys keep their state, as in a real cluster.
+pub(crate) fn new_key_checks(replica: &Replica) -> Vec<Command> {
+    let Some(policies) = replica.policies.clone() else { return Vec::new() };
+    descriptors()
+        .into_iter()
+        .filter_map(|d| {
+            let check = Check::new(vec![Descriptor::new(d.dimension, format!("{}~new", d.value))], Cost::ONE);
+            Plan::check(&policies, &check).ok()
+        })
+        .map(|plan| Command::Check { plan, peek: false, lease: None })
+        .collect()
+}
+
 /// Commands of every kind, planned against [`empty_replica`]'s policies (and so applied by [`busy_replica`]).
 pub(crate) fn commands() -> Vec<Command> {
     commands_for(&empty_replica())

@@ -94,8 +94,14 @@ fn replica() -> Replica {
 fn applies(entry: &LogEntry) -> Result<(), TestCaseError> {
     let mut replica = replica();
     timed("apply", || replica.apply(entry))?;
-    let later = LogEntry::Batch { time: T0 + 100 * SECOND, commands: samples::commands_for(&replica) };
-    timed("apply after", || replica.apply(&later))?;
+    // Then what follows in a cluster: commands planned under the (maybe new) policy set for new keys (which
+    // apply changed parameters to a policy whose old keys are left as they were, until the sweep looks at them)
+    // and for the old keys.
+    timed("apply after", || {
+        replica.apply(&LogEntry::Batch { time: T0 + 100 * SECOND, commands: samples::new_key_checks(&replica) });
+        replica.apply(&LogEntry::Batch { time: T0 + 101 * SECOND, commands: samples::commands_for(&replica) });
+        replica.apply(&LogEntry::Batch { time: T0 + 200_000 * SECOND, commands: samples::new_key_checks(&replica) });
+    })?;
     let bytes = encode(&replica.snapshot()).expect("a snapshot encodes");
     let restored = Replica::restore(quorate_core::TableConfig::default(), decode(&bytes).expect("decodes"));
     prop_assert!(restored.is_ok(), "{:?}", restored.err());
@@ -161,6 +167,29 @@ fn time() -> impl Strategy<Value = Nanos> {
     prop_oneof![Just(0), T0..T0 + 3_600 * SECOND, Just(u64::MAX), any::<u64>()]
 }
 
+/// [`samples::POLICIES_TOML`] with other parameters: what an operator's policy change does to the policies
+/// whose keys the replica already tracks (finer or coarser windows, other limits, bursts and periods).
+fn policy_change() -> impl Strategy<Value = String> {
+    let count = || prop_oneof![1u64..10, 10u64..1_000, Just(1 << 40)];
+    let period = || prop::sample::select(vec!["1s", "2s", "10s", "1m", "7m", "1h", "1d"]);
+    let precision = prop::sample::select(vec![1u32, 2, 5, 10, 20, 50, 100, 1_000, 3_600]);
+    (count(), count(), period(), count(), period(), precision, count(), period(), period()).prop_map(
+        |(limit, burst, bucket_period, window, window_period, precision, counter, counter_period, hourly)| {
+            samples::POLICIES_TOML
+                .replace(
+                    "limit = 100\nperiod = \"1m\"\nburst = 150",
+                    &format!("limit = {limit}\nperiod = \"{bucket_period}\"\nburst = {burst}"),
+                )
+                .replace(
+                    "limit = 50\nperiod = \"10s\"\nprecision = 10",
+                    &format!("limit = {window}\nperiod = \"{window_period}\"\nprecision = {precision}"),
+                )
+                .replace("limit = 20\nperiod = \"1s\"", &format!("limit = {counter}\nperiod = \"{counter_period}\""))
+                .replace("period = \"1h\"", &format!("period = \"{hourly}\""))
+        },
+    )
+}
+
 fn log_entry() -> impl Strategy<Value = LogEntry> {
     let signal = ("\\PC{0,20}", any::<u32>(), time()).prop_map(|(name, value_ppm, expires_at)| ReportedSignal {
         name,
@@ -177,6 +206,7 @@ fn log_entry() -> impl Strategy<Value = LogEntry> {
         1 => (time(), prop::collection::vec(signal, 0..4)).prop_map(|(time, signals)| LogEntry::Load { time, signals }),
         1 => (toml, prop_oneof![Just(0u64), any::<u64>()])
             .prop_map(|(toml, expected_version)| LogEntry::SetPolicies { toml, expected_version }),
+        1 => policy_change().prop_map(|toml| LogEntry::SetPolicies { toml, expected_version: 0 }),
     ]
 }
 

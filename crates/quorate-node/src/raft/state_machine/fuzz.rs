@@ -38,7 +38,8 @@ fn stored() -> Vec<Vec<u8>> {
 fn keeps_working(mut replica: Replica) -> Result<(), TestCaseError> {
     timed("apply", || {
         let commands = samples::commands_for(&replica);
-        replica.apply(&LogEntry::Batch { time: T0 + 30 * SECOND, commands: commands.clone() });
+        replica.apply(&LogEntry::Batch { time: T0 + 30 * SECOND, commands: samples::new_key_checks(&replica) });
+        replica.apply(&LogEntry::Batch { time: T0 + 31 * SECOND, commands: commands.clone() });
         replica.apply(&samples::log_entries()[1]);
         replica.apply(&LogEntry::Batch { time: T0 + 90_000 * SECOND, commands });
     })?;
