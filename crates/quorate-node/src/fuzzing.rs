@@ -13,6 +13,10 @@
 //! QUORATE_FUZZ_CASES=100000 cargo test --release -p quorate-node -p quorate-core --lib fuzz
 //! ```
 //!
+//! A release build wraps on integer overflow where a debug build panics, so a long run in a debug build (slower,
+//! about a fifth of the speed) or one with `CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true` (which rebuilds every
+//! dependency once) also finds arithmetic that overflows on hostile input.
+//!
 //! Failures are not written to `proptest-regressions` files: proptest prints the shrunk input, and a fix keeps
 //! it as a named regression test beside the harness.
 
