@@ -36,9 +36,26 @@ impl WindowSpan {
 
 /// Fixed-window parameters: at most `limit` units per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FixedWindowFields")]
 pub struct FixedWindow {
     limit: u64,
     span: WindowSpan,
+}
+
+/// The serialized fields of a [`FixedWindow`], validated by [`FixedWindow::new`] before they become one: parameters
+/// decoded from a snapshot or a journal record are as untrusted as a config file.
+#[derive(Deserialize)]
+struct FixedWindowFields {
+    limit: u64,
+    span: WindowSpan,
+}
+
+impl TryFrom<FixedWindowFields> for FixedWindow {
+    type Error = CoreError;
+
+    fn try_from(fields: FixedWindowFields) -> Result<Self, CoreError> {
+        FixedWindow::new(fields.limit, fields.span)
+    }
 }
 
 /// Per-key state of a [`FixedWindow`]: the start of the window counted and the units admitted in it.

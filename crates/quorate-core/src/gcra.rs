@@ -26,10 +26,28 @@ use crate::{CoreError, Decision, Nanos, bounds};
 
 /// Token-bucket parameters: burst `capacity`, refilled by `refill_amount` tokens per `refill_period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TokenBucketFields")]
 pub struct TokenBucket {
     capacity: u64,
     refill_amount: u64,
     refill_period: Nanos,
+}
+
+/// The serialized fields of a [`TokenBucket`], validated by [`TokenBucket::new`] before they become one: parameters
+/// decoded from a snapshot or a journal record are as untrusted as a config file.
+#[derive(Deserialize)]
+struct TokenBucketFields {
+    capacity: u64,
+    refill_amount: u64,
+    refill_period: Nanos,
+}
+
+impl TryFrom<TokenBucketFields> for TokenBucket {
+    type Error = CoreError;
+
+    fn try_from(fields: TokenBucketFields) -> Result<Self, CoreError> {
+        TokenBucket::new(fields.capacity, fields.refill_amount, fields.refill_period)
+    }
 }
 
 /// Per-key state of a [`TokenBucket`]: the theoretical arrival time in `1 / refill_amount` ns units.

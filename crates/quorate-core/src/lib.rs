@@ -43,6 +43,8 @@ mod calendar;
 mod decision;
 mod error;
 mod fixed_window;
+#[cfg(test)]
+mod fuzzing;
 mod gcra;
 mod limiter;
 pub mod plan;

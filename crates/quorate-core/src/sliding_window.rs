@@ -20,16 +20,35 @@ use crate::{CoreError, Decision, Nanos, bounds};
 
 /// Sliding-window parameters: at most `limit` units in any `window`, tracked in `precision` buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SlidingWindowFields")]
 pub struct SlidingWindow {
     limit: u64,
     window: Nanos,
     precision: u32,
 }
 
+/// The serialized fields of a [`SlidingWindow`], validated by [`SlidingWindow::new`] before they become one: parameters
+/// decoded from a snapshot or a journal record are as untrusted as a config file.
+#[derive(Deserialize)]
+struct SlidingWindowFields {
+    limit: u64,
+    window: Nanos,
+    precision: u32,
+}
+
+impl TryFrom<SlidingWindowFields> for SlidingWindow {
+    type Error = CoreError;
+
+    fn try_from(fields: SlidingWindowFields) -> Result<Self, CoreError> {
+        SlidingWindow::new(fields.limit, fields.window, fields.precision)
+    }
+}
+
 /// Per-key state of a [`SlidingWindow`]: a ring of `precision + 1` bucket counters.
 ///
 /// The ring is allocated on the first charge; a key that was only peeked at holds no heap memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SlidingWindowStateFields")]
 pub struct SlidingWindowState {
     /// Absolute index (`time / bucket width`) of the newest bucket in the ring.
     newest: u64,
@@ -37,6 +56,34 @@ pub struct SlidingWindowState {
     total: u64,
     /// Counter of absolute bucket `k` lives at `k % counts.len()`.
     counts: Box<[u64]>,
+}
+
+/// The serialized fields of a [`SlidingWindowState`], checked before they become one: `total` must be the sum of
+/// the counters (the window subtracts a bucket's count from it when the bucket leaves) and the ring no longer
+/// than the longest a window uses.
+#[derive(Deserialize)]
+struct SlidingWindowStateFields {
+    newest: u64,
+    total: u64,
+    counts: Box<[u64]>,
+}
+
+impl TryFrom<SlidingWindowStateFields> for SlidingWindowState {
+    type Error = CoreError;
+
+    fn try_from(fields: SlidingWindowStateFields) -> Result<Self, CoreError> {
+        let SlidingWindowStateFields { newest, total, counts } = fields;
+        if counts.len() > bounds::MAX_PRECISION as usize + 1 {
+            return Err(CoreError::invalid(
+                "sliding window state",
+                format!("{} buckets is more than a window has", counts.len()),
+            ));
+        }
+        if counts.iter().try_fold(0u64, |sum, &count| sum.checked_add(count)) != Some(total) {
+            return Err(CoreError::invalid("sliding window state", "the total is not the sum of the buckets"));
+        }
+        Ok(SlidingWindowState { newest, total, counts })
+    }
 }
 
 impl SlidingWindow {
@@ -204,6 +251,11 @@ impl Algorithm for SlidingWindow {
     fn fresh_at(&self, state: &SlidingWindowState) -> Nanos {
         if state.total == 0 {
             return 0;
+        }
+        if state.counts.len() as u64 != self.slots() {
+            // A ring of another shape (the policy's precision changed since the key was charged): the next
+            // `advance` keeps the whole total in the newest bucket, so that bucket decides.
+            return self.expiry(state.newest);
         }
         self.buckets(state).rev().find(|&(_, count)| count > 0).map_or(0, |(bucket, _)| self.expiry(bucket))
     }

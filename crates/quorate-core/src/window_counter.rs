@@ -46,9 +46,26 @@ use crate::{CoreError, Decision, Nanos, bounds};
 /// Sliding-window-counter parameters: about `limit` units per `window`, at most
 /// [`max_per_window`](WindowCounter::max_per_window) (just under `2 * limit`) in any span of `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WindowCounterFields")]
 pub struct WindowCounter {
     limit: u64,
     window: Nanos,
+}
+
+/// The serialized fields of a [`WindowCounter`], validated by [`WindowCounter::new`] before they become one: parameters
+/// decoded from a snapshot or a journal record are as untrusted as a config file.
+#[derive(Deserialize)]
+struct WindowCounterFields {
+    limit: u64,
+    window: Nanos,
+}
+
+impl TryFrom<WindowCounterFields> for WindowCounter {
+    type Error = CoreError;
+
+    fn try_from(fields: WindowCounterFields) -> Result<Self, CoreError> {
+        WindowCounter::new(fields.limit, fields.window)
+    }
 }
 
 /// Per-key state of a [`WindowCounter`]: the current window's index and the two windows' counts.

@@ -79,6 +79,8 @@ mod command;
 pub mod config;
 mod control;
 pub mod error;
+#[cfg(test)]
+mod fuzzing;
 mod io;
 mod leases;
 mod listeners;

@@ -42,6 +42,8 @@
 //! and adaptive floors are stored as integer [`Multiplier`](crate::adaptive::Multiplier)s.
 
 mod definition;
+#[cfg(test)]
+mod fuzz;
 mod ident;
 mod lease;
 #[cfg(test)]

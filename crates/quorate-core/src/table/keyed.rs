@@ -184,8 +184,14 @@ impl<A: Algorithm> KeyedTable<A> {
 
     /// Examines up to `budget` due keys in key order, evicting those whose state is fresh at `now` and moving the
     /// others to the slot of their new expiry. Returns (examined, evicted).
+    ///
+    /// A key that is not fresh yet goes back to the wheel after the sweep, so one sweep examines each key at most
+    /// once. Before the end of slot time (2106, when [`slot_after`] saturates at `u32::MAX`) its new slot is never
+    /// due yet anyway; after it, a key put back into the due slot `u32::MAX` made a sweep with an unbounded budget
+    /// (the one that makes room in a full table) loop forever.
     pub(super) fn sweep(&mut self, now: Nanos, budget: usize) -> (usize, usize) {
         let (mut examined, mut evicted) = (0, 0);
+        let mut not_fresh = Vec::new();
         while examined < budget {
             if self.due.is_empty() && !self.take_due_slot(now) {
                 break;
@@ -198,8 +204,11 @@ impl<A: Algorithm> KeyedTable<A> {
                 self.remove(id);
                 evicted += 1;
             } else {
-                self.wheel.entry(slot_after(fresh_at)).or_default().push(id);
+                not_fresh.push((slot_after(fresh_at), id));
             }
+        }
+        for (slot, id) in not_fresh {
+            self.wheel.entry(slot).or_default().push(id);
         }
         (examined, evicted)
     }

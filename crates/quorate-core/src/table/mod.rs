@@ -18,6 +18,8 @@
 //! - **Snapshots** list every policy's keys in sorted order with their state and expiry slot: the same table gives
 //!   the same snapshot bytes, and a restored table behaves exactly like the original.
 
+#[cfg(test)]
+mod fuzz;
 mod keyed;
 #[cfg(test)]
 mod lease_tests;

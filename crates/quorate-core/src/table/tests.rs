@@ -383,3 +383,105 @@ proptest! {
         }
     }
 }
+
+/// Found by `fuzz_policy_set_bytes`: past the end of slot time (2106), making room in a full table swept the
+/// same not-yet-fresh key forever.
+#[test]
+fn fuzz_regression_full_table_past_slot_time_refuses_in_time() {
+    let mut table = LimiterTable::new(TableConfig { max_keys: 1, ..TableConfig::default() });
+    let now = u64::MAX / 2;
+    let limiter = Limiter::from(TokenBucket::new(10, 1, 3_600 * SECOND).unwrap());
+    assert!(table.check_each(now, &[LimitRef::new(0, limiter, "a")], &[5]).unwrap().allowed);
+    let started = std::time::Instant::now();
+    let full = table.check_each(now, &[LimitRef::new(0, limiter, "b")], &[1]);
+    assert!(matches!(full, Err(crate::CoreError::TableFull { max_keys: 1 })), "{full:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // The key is still tracked, and evicted once fresh.
+    assert_eq!(table.len(), 1);
+    assert_eq!(table.sweep(now + 6 * 3_600 * SECOND, usize::MAX), 1);
+}
+
+/// Found by quorate-node's `fuzz_local_journal_record`: limiter parameters decoded from a snapshot or a journal
+/// record were not validated, so a window beyond the bounds overflowed and a zero one divided by zero. Now they
+/// are validated as a config's are, and such bytes do not decode.
+#[test]
+fn fuzz_regression_invalid_limiter_parameters_do_not_decode() {
+    let encoded = |tag: u32, words: &[u64]| {
+        let mut bytes = tag.to_le_bytes().to_vec();
+        for w in words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        bytes
+    };
+    let minute = 60 * SECOND;
+    let mut sliding_zero_precision = encoded(1, &[30, minute]);
+    sliding_zero_precision.extend_from_slice(&0u32.to_le_bytes());
+    let mut fixed_every_zero = encoded(3, &[5]);
+    fixed_every_zero.extend_from_slice(&0u32.to_le_bytes());
+    fixed_every_zero.extend_from_slice(&0u64.to_le_bytes());
+    for bytes in [
+        encoded(0, &[100, 0, minute]),
+        encoded(0, &[100, 100, 0]),
+        sliding_zero_precision,
+        encoded(2, &[20, 1 << 60]),
+        encoded(2, &[0, SECOND]),
+        fixed_every_zero,
+    ] {
+        assert!(bincode::deserialize::<Limiter>(&bytes).is_err(), "{bytes:?}");
+    }
+    // The same layout with valid values decodes: the format is unchanged.
+    assert_eq!(
+        bincode::deserialize::<Limiter>(&encoded(2, &[20, SECOND])).unwrap(),
+        Limiter::from(crate::WindowCounter::new(20, SECOND).unwrap())
+    );
+    for limiter in [bucket(100, 60 * SECOND), window(30, 60 * SECOND)] {
+        assert_eq!(bincode::deserialize::<Limiter>(&bincode::serialize(&limiter).unwrap()).unwrap(), limiter);
+    }
+}
+
+/// Found by `fuzz_table_snapshot`: a sliding window's state decoded from a snapshot with a total below the sum of
+/// its buckets underflowed when a bucket left the window. Such states no longer decode.
+#[test]
+fn fuzz_regression_inconsistent_sliding_window_state_does_not_decode() {
+    let state = |total: u64, counts: &[u64]| {
+        let mut bytes = 7u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&total.to_le_bytes());
+        bytes.extend_from_slice(&(counts.len() as u64).to_le_bytes());
+        for count in counts {
+            bytes.extend_from_slice(&count.to_le_bytes());
+        }
+        bincode::deserialize::<crate::SlidingWindowState>(&bytes)
+    };
+    assert!(state(1, &[3, 0, 0]).is_err());
+    assert!(state(u64::MAX, &[u64::MAX, 1]).is_err());
+    assert!(state(0, &vec![0; crate::bounds::MAX_PRECISION as usize + 2]).is_err());
+    assert!(state(5, &[3, 0, 2]).is_ok());
+    assert!(state(0, &[]).is_ok());
+    // A real state still round-trips through a table snapshot.
+    let mut table = table();
+    let limit = LimitRef::new(0, window(30, 60 * SECOND), "k");
+    table.check_each(T0, &[limit], &[4]).unwrap();
+    let restored =
+        LimiterTable::restore(TableConfig::default(), bincode::deserialize(&bytes(&table)).unwrap()).unwrap();
+    assert_eq!(bytes(&restored), bytes(&table));
+}
+
+/// Found by `fuzz_table_snapshot` in a 100,000-case run: a sliding window's key whose ring has the shape of an
+/// older precision (the policy's precision was raised, or a snapshot paired the two) indexed past its ring when
+/// the sweep asked when it is fresh, before any check had reshaped it. Raising a policy's precision through the
+/// Admin API made every replica panic on its next sweep of an old key.
+#[test]
+fn fuzz_regression_sweep_after_a_precision_change() {
+    let mut table = table();
+    let coarse = Limiter::from(SlidingWindow::new(30, 60 * SECOND, 10).unwrap());
+    let fine = Limiter::from(SlidingWindow::new(30, 60 * SECOND, 60).unwrap());
+    for key in ["a", "b", "c", "d", "e", "f", "g"] {
+        table.check_each(T0 + SECOND, &[LimitRef::new(0, coarse, key)], &[2]).unwrap();
+    }
+    // A check under the new precision adopts it for the whole policy; the old keys keep their ring.
+    table.check_each(T0 + 2 * SECOND, &[LimitRef::new(0, fine, "new")], &[1]).unwrap();
+    for seconds in [3, 30, 59, 61, 67, 70, 200] {
+        table.sweep(T0 + seconds * SECOND, usize::MAX);
+    }
+    assert!(table.is_empty(), "every key is fresh after a window: {} left", table.len());
+}

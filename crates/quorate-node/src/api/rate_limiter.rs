@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use quorate_core::adaptive::{PPM, fraction_to_ppm, milli_from_f64};
 use quorate_core::plan::{Check, Cost, PlannedLimit, Refund};
-use quorate_core::policy::{Descriptor, MAX_DESCRIPTORS};
+use quorate_core::policy::{Descriptor, MAX_DESCRIPTORS, PolicySet};
 use quorate_core::{CoreError, Decision, Nanos};
 use quorate_proto::v1::rate_limiter_server::RateLimiter;
 use quorate_proto::v1::{
@@ -242,32 +242,43 @@ fn invalid(message: impl Into<String>) -> CheckError {
 }
 
 impl RateLimiterService {
-    /// Scales a reported reading to ppm and its time to live, validating both.
+    /// Scales a reported reading to ppm and its time to live under the policy set in force.
     fn scale_report(&self, wire: &ReportLoadRequest) -> Result<(u32, Nanos), CheckError> {
-        if wire.name.is_empty() || wire.name.len() > 128 {
-            return Err(invalid("name must be 1 to 128 bytes"));
-        }
-        if wire.name.contains('@') {
-            return Err(invalid("names with '@' are reserved for the nodes' own samples"));
-        }
-        if !wire.value.is_finite() {
-            return Err(invalid("value must be a finite number"));
-        }
-        let policies = self.pipeline.policies()?;
-        let adaptive = policies.adaptive();
-        let ppm = match adaptive.scales.get(&wire.name) {
-            Some(scale) => scale.to_ppm(milli_from_f64("value", wire.value).map_err(CheckError::Invalid)?),
-            None => fraction_to_ppm("value", wire.value).map_err(|e| {
-                invalid(format!(
-                    "{e}; report a fraction 0..1, or configure [adaptive.scales.{}] to report raw values",
-                    wire.name
-                ))
-            })?,
-        };
-        let ttl = match wire.ttl_ms {
-            0 => adaptive.signal_ttl,
-            ms => Duration::from_millis(ms).min(MAX_SIGNAL_TTL).as_nanos() as Nanos,
-        };
-        Ok((ppm, ttl))
+        scale_report(wire, &*self.pipeline.policies()?)
     }
 }
+
+/// Scales a reported reading to ppm and its time to live under `policies`, validating both.
+///
+/// # Errors
+///
+/// [`CheckError::Invalid`] for a bad name or a value that is not a number in range.
+fn scale_report(wire: &ReportLoadRequest, policies: &PolicySet) -> Result<(u32, Nanos), CheckError> {
+    if wire.name.is_empty() || wire.name.len() > 128 {
+        return Err(invalid("name must be 1 to 128 bytes"));
+    }
+    if wire.name.contains('@') {
+        return Err(invalid("names with '@' are reserved for the nodes' own samples"));
+    }
+    if !wire.value.is_finite() {
+        return Err(invalid("value must be a finite number"));
+    }
+    let adaptive = policies.adaptive();
+    let ppm = match adaptive.scales.get(&wire.name) {
+        Some(scale) => scale.to_ppm(milli_from_f64("value", wire.value).map_err(CheckError::Invalid)?),
+        None => fraction_to_ppm("value", wire.value).map_err(|e| {
+            invalid(format!(
+                "{e}; report a fraction 0..1, or configure [adaptive.scales.{}] to report raw values",
+                wire.name
+            ))
+        })?,
+    };
+    let ttl = match wire.ttl_ms {
+        0 => adaptive.signal_ttl,
+        ms => Duration::from_millis(ms).min(MAX_SIGNAL_TTL).as_nanos() as Nanos,
+    };
+    Ok((ppm, ttl))
+}
+
+#[cfg(test)]
+mod fuzz;

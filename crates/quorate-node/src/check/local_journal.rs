@@ -54,6 +54,21 @@ impl LocalCharge {
     }
 }
 
+/// Charges the record `bytes` into `table` if it is still in force at `now`; returns false if it has expired.
+///
+/// # Errors
+///
+/// [`JournalError::Damaged`] if the record does not decode.
+fn replay_record(table: &mut LimiterTable, bytes: &[u8], now: Nanos) -> Result<bool, JournalError> {
+    let charge: LocalCharge = codec::decode(bytes)?;
+    if charge.expired(now) {
+        return Ok(false);
+    }
+    // A charge that no longer fits (the table is full) only leaves the node with less to spend.
+    let _ = table.check_each(charge.at, &[charge.limit()], &[charge.cost]);
+    Ok(true)
+}
+
 /// The journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum JournalError {
@@ -96,14 +111,11 @@ impl LocalJournal {
         let mut replayed = 0;
         for item in self.tree.iter() {
             let (id, bytes) = item?;
-            let charge: LocalCharge = codec::decode(&bytes)?;
-            if charge.expired(now) {
+            if replay_record(table, &bytes, now)? {
+                replayed += 1;
+            } else {
                 self.tree.remove(id)?;
-                continue;
             }
-            // A charge that no longer fits (the table is full) only leaves the node with less to spend.
-            let _ = table.check_each(charge.at, &[charge.limit()], &[charge.cost]);
-            replayed += 1;
         }
         Ok(replayed)
     }
@@ -150,6 +162,9 @@ pub(crate) fn reopen(path: &std::path::Path) -> sled::Db {
     }
     sled::open(path).expect("the database reopens")
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -51,7 +51,8 @@
 //! response_headers = false        # true: answer with X-RateLimit-Limit/-Remaining/-Reset for Envoy to add
 //! ```
 //!
-//! Unknown keys are errors, and every error names the field it is about. A node refuses plaintext on a
+//! Unknown keys are errors, and every error names the field it is about. Durations are at most a day
+//! ([`MAX_DURATION`]). A node refuses plaintext on a
 //! non-loopback address and an admin listener nobody can authenticate to, unless the listener says
 //! `insecure = true` ([`listeners`]).
 
@@ -103,6 +104,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 pub const MIN_CACHE_BYTES: u64 = 1 << 20;
 /// Most batches the leader may replicate at once.
 pub const MAX_INFLIGHT: usize = 64;
+/// The longest duration a config may give (Raft timings, the check deadline): far beyond any sensible value, and
+/// short enough that the node's arithmetic on it (ten heartbeats, a deadline from now) cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
 /// The config file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +297,9 @@ fn duration(field: &str, value: Option<&String>, default: Duration) -> Result<Du
             let parsed = humantime::parse_duration(text).map_err(|e| error(field, format!("{text:?}: {e}")))?;
             if parsed.is_zero() {
                 return Err(error(field, "must be longer than zero"));
+            }
+            if parsed > MAX_DURATION {
+                return Err(error(field, format!("{text:?} is longer than the maximum of 1 day")));
             }
             Ok(parsed)
         }
@@ -537,6 +544,9 @@ impl LocalAddrs {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::{Role, TokenHash};
@@ -557,6 +567,27 @@ mod tests {
 
     fn minimal() -> String {
         config("", "")
+    }
+
+    /// Found by the config fuzz harness (`fuzz_node_config_values`): a heartbeat above `u64::MAX / 2` seconds
+    /// overflowed `heartbeat * 2` (a panic while parsing), and longer durations overflowed at start
+    /// (`heartbeat * 10`). Durations are now at most a day.
+    #[test]
+    fn fuzz_regression_huge_durations_are_config_errors() {
+        let text = config(
+            "",
+            "[raft]\nheartbeat = \"9223372036854775808s\"\nelection_timeout_min = \"1ns\"\n\
+             election_timeout_max = \"1ns\"",
+        );
+        assert_eq!(parse(&text).unwrap_err().field, "raft.heartbeat");
+        for field in ["heartbeat", "election_timeout_min", "election_timeout_max"] {
+            let text = config("", &format!("[raft]\n{field} = \"25h\""));
+            assert_eq!(parse(&text).unwrap_err().field, format!("raft.{field}"));
+        }
+        let text = config("", "[limits]\ncheck_deadline = \"2d\"");
+        assert_eq!(parse(&text).unwrap_err().field, "limits.check_deadline");
+        let most = "[raft]\nheartbeat = \"1h\"\nelection_timeout_min = \"3h\"\nelection_timeout_max = \"1d\"";
+        assert!(parse(&config("", most)).is_ok());
     }
 
     #[test]

@@ -10,6 +10,19 @@
 //! (openraft treats a storage error as fatal) instead of letting it apply something it does not understand, and
 //! a newer peer's message is refused. Bytes without the header are format 0, what builds before the header
 //! wrote: plain bincode of the same types. The upgrade rule is in the README (Upgrades).
+//!
+//! # Untrusted input
+//!
+//! Everything decoded here comes from a peer or from disk, so [`decode`] must turn any byte string into a value
+//! or an error, never a panic, an abort or an allocation out of proportion to the input. bincode 1.3 decoding
+//! from a slice does: a string or byte length beyond the end of the input is an error before anything is
+//! allocated for it, and a sequence is preallocated from its claimed length only up to serde's cautious bound
+//! (1 MiB), so a hostile length prefix (`u64::MAX` elements) costs at most 1 MiB per nested sequence (the
+//! types here nest a handful) and fails at the end of its input. A size limit (`bincode::options().with_limit`)
+//! would add nothing: bincode 1.3 ignores it when decoding from a slice, whose length already bounds what is
+//! read. The input itself is bounded by its source: 64 MiB per peer message (`api::RAFT_MAX_BYTES`), one sled
+//! record per stored value. The fuzz harnesses (`cargo test fuzz`; `codec/fuzz.rs` for the peer payloads) hold every
+//! decoder to this.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,7 +54,8 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecE
 ///
 /// # Errors
 ///
-/// If `bytes` is not a valid encoding of `T`, or is of a newer format than this build reads.
+/// If `bytes` is not a valid encoding of `T` (a length beyond its end included), or is of a newer format than
+/// this build reads.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let body = match bytes {
         [b'Q', b'R', b'T', version, body @ ..] => {
@@ -76,3 +90,6 @@ mod tests {
         assert_eq!(decode::<(u64, String)>(&legacy).unwrap(), (7, "x".to_owned()));
     }
 }
+
+#[cfg(test)]
+mod fuzz;

@@ -33,6 +33,8 @@ use crate::io::{IoMode, blocking};
 use crate::metrics::NodeMetrics;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 /// The tree holding the entries: key = index as big-endian `u64` (so keys sort by index), value = encoded entry.

@@ -48,13 +48,7 @@ impl StateMachineStore {
     pub(crate) fn open(db: &sled::Db, table_config: TableConfig, io: IoMode) -> Result<Self, StorageError> {
         let tree = db.open_tree("sm").map_err(|e| StorageIOError::read_state_machine(&e))?;
         let replica = match tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_state_machine(&e))? {
-            Some(bytes) => {
-                let stored: StoredSnapshot =
-                    codec::decode(&bytes).map_err(|e| StorageIOError::read_state_machine(&e))?;
-                let snapshot: ReplicaSnapshot =
-                    codec::decode(&stored.data).map_err(|e| StorageIOError::read_state_machine(&e))?;
-                Replica::restore(table_config, snapshot).map_err(|e| StorageIOError::read_state_machine(&e))?
-            }
+            Some(bytes) => restore_stored(&bytes, table_config)?,
             None => Replica::new(table_config),
         };
         let metrics = Arc::new(NodeMetrics::default());
@@ -93,6 +87,37 @@ impl StateMachineStore {
         };
         blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
     }
+}
+
+/// Rebuilds a replica from the stored snapshot record (`sm/snapshot` in sled), as a restart does.
+///
+/// # Errors
+///
+/// If the record or the snapshot in it does not decode, or the snapshot is malformed.
+fn restore_stored(bytes: &[u8], table_config: TableConfig) -> Result<Replica, StorageError> {
+    let stored: StoredSnapshot = codec::decode(bytes).map_err(|e| StorageIOError::read_state_machine(&e))?;
+    restore_snapshot(&stored.data, table_config).map_err(|e| StorageIOError::read_state_machine(&e).into())
+}
+
+/// A snapshot's data could not become a replica.
+#[derive(Debug, thiserror::Error)]
+enum RestoreError {
+    /// The data is not an encoded [`ReplicaSnapshot`].
+    #[error("the snapshot does not decode: {0}")]
+    Decode(#[from] codec::CodecError),
+    /// It decodes, but its contents are inconsistent.
+    #[error("the snapshot is malformed: {0}")]
+    Malformed(#[from] quorate_core::CoreError),
+}
+
+/// Rebuilds a replica from a snapshot's data: from the disk at restart, or from the leader (InstallSnapshot).
+///
+/// # Errors
+///
+/// [`RestoreError`] if the data does not decode or describes no valid replica.
+fn restore_snapshot(data: &[u8], table_config: TableConfig) -> Result<Replica, RestoreError> {
+    let snapshot: ReplicaSnapshot = codec::decode(data)?;
+    Ok(Replica::restore(table_config, snapshot)?)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
@@ -167,11 +192,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let signature = Some(meta.signature());
-        let decoded: ReplicaSnapshot =
-            codec::decode(&data).map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
-        let restored = Replica::restore(self.table_config, decoded)
-            .map_err(|e| StorageIOError::read_snapshot(signature.clone(), &e))?;
+        let restored = restore_snapshot(&data, self.table_config)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         self.persist(StoredSnapshot { meta: meta.clone(), data }).await?;
         *self.replica() = restored;
         Ok(())
@@ -183,3 +205,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map(|stored| Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
     }
 }
+
+#[cfg(test)]
+mod fuzz;

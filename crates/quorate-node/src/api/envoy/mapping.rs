@@ -169,4 +169,6 @@ fn escape_into(value: &str, out: &mut String) {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

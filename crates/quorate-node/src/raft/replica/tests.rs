@@ -275,3 +275,23 @@ fn a_refused_policy_set_changes_nothing() {
     assert!(matches!(r.apply(&bad), EntryResponse::Policies(Err(PolicyError::Invalid(_)))));
     assert_eq!(r.policies.as_ref().map(|p| p.version()), Some(1));
 }
+
+/// Found by quorate-core's table-snapshot fuzz harness: after a policy change raised a sliding window's
+/// precision, the sweep after the next batch asked an old key's ring (of the old shape) when it is fresh and
+/// indexed past it, so every replica panicked applying the same entry.
+#[test]
+fn fuzz_regression_raising_a_sliding_window_precision_keeps_applying() {
+    let mut r = replica(SAMPLE_POLICIES_TOML);
+    for i in 0..20 {
+        let command = check(&r, vec![Descriptor::new("ip", format!("10.0.0.{i}"))], 1, Vec::new());
+        assert!(checked(apply(&mut r, T0, command)).allowed);
+    }
+    let finer = SAMPLE_POLICIES_TOML.replace("precision = 60", "precision = 600");
+    assert_ne!(finer, SAMPLE_POLICIES_TOML);
+    let changed = r.apply(&LogEntry::SetPolicies { toml: finer, expected_version: 0 });
+    assert!(matches!(changed, EntryResponse::Policies(Ok(2))), "{changed:?}");
+    for (i, time) in [T0 + SECOND, T0 + 61 * SECOND, T0 + 70 * SECOND, T0 + 200 * SECOND].into_iter().enumerate() {
+        let command = check(&r, vec![Descriptor::new("ip", format!("10.1.0.{i}"))], 1, Vec::new());
+        assert!(checked(apply(&mut r, time, command)).allowed);
+    }
+}
