@@ -187,14 +187,16 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         config.election_timeout.1,
     );
     let tokens: Arc<[TokenRule]> = Arc::from(config.tokens.clone());
-    let rules = |kind: ListenerKind| (kind.name(), Arc::new(Access::new(kind, tokens.clone())));
-    let access_rules = vec![rules(ListenerKind::Public), rules(ListenerKind::Peer), rules(ListenerKind::Admin)];
-    let access = |kind: ListenerKind| {
-        let found = access_rules.iter().find(|(name, _)| *name == kind.name()).map(|(_, rules)| rules.clone());
-        AccessLayer::new(found.unwrap_or_else(|| Arc::new(Access::new(kind, tokens.clone()))))
-    };
+    // One set of rules per listener, shared by its access layer and the metrics (refusals per listener).
+    let [public_rules, peer_rules, admin_rules] = [ListenerKind::Public, ListenerKind::Peer, ListenerKind::Admin]
+        .map(|kind| Arc::new(Access::new(kind, tokens.clone())));
+    let access_rules = vec![
+        (ListenerKind::Public.name(), public_rules.clone()),
+        (ListenerKind::Peer.name(), peer_rules.clone()),
+        (ListenerKind::Admin.name(), admin_rules.clone()),
+    ];
     let public = server(PUBLIC_STREAMS)
-        .layer(access(ListenerKind::Public))
+        .layer(AccessLayer::new(public_rules))
         .add_service(
             RateLimiterServer::new(RateLimiterService::new(pipeline.clone(), load, bulk))
                 .max_decoding_message_size(api::rate_limiter_max_bytes(config.max_batch_items)),
@@ -208,11 +210,11 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         .add_service(reflection::v1()?)
         .add_service(reflection::v1alpha()?);
     let peer = server(PEER_STREAMS)
-        .layer(access(ListenerKind::Peer))
+        .layer(AccessLayer::new(peer_rules))
         .add_service(RaftServer::new(raft_service).max_decoding_message_size(api::RAFT_MAX_BYTES))
         .add_service(health_server.clone());
     let admin = server(ADMIN_STREAMS)
-        .layer(access(ListenerKind::Admin))
+        .layer(AccessLayer::new(admin_rules))
         .add_service(AdminServer::new(admin_service).max_decoding_message_size(api::ADMIN_MAX_BYTES))
         .add_service(health_server)
         .add_service(reflection::v1()?)
