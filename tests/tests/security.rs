@@ -261,7 +261,18 @@ async fn a_tls_cluster_serves_token_holders_and_refuses_everyone_else() {
     let stranger = stranger.deadline(Duration::from_secs(2)).build().unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(10), stranger.check(&user, 1)).await;
     let error = outcome.expect("an untrusted server certificate must not hang the client").unwrap_err();
+    assert!(matches!(error, ClientError::Tls { .. }), "{error:?}");
     assert!(error.to_string().to_lowercase().contains("certificate"), "{error}");
+    // A configuration error, not an unreachable cluster: even a fail-open client refuses to decide.
+    let open = Client::builder([cluster.public(1)])
+        .tls(Tls::from_files(cluster.path("other/ca.pem"), None::<(&Path, &Path)>).unwrap())
+        .token(&cluster.check_token)
+        .failure_mode(quorate_client::FailureMode::Open)
+        .deadline(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let error = open.check(&user, 1).await.unwrap_err();
+    assert!(matches!(error, ClientError::Tls { .. }) && !error.is_unreachable(), "{error:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,7 +108,7 @@ impl Caller {
                 }
                 Ok(Err(status)) => {
                     last = format!("{url}: {:?}: {}", status.code(), describe(&status));
-                    classify(&status)
+                    classify(&status, &url)
                 }
                 Err(_) => {
                     last = format!("{url}: no answer within {budget:?}");
@@ -152,13 +152,33 @@ fn describe(status: &tonic::Status) -> String {
     text
 }
 
-fn classify(status: &tonic::Status) -> Failure {
+fn classify(status: &tonic::Status, url: &str) -> Failure {
+    if let Some(reason) = tls_failure(status) {
+        return Failure::Final(ClientError::Tls { endpoint: url.to_owned(), reason });
+    }
     match status.code() {
         Code::Unavailable | Code::Cancelled if never_sent(status) => Failure::NotSent,
         Code::Unavailable => Failure::Unavailable,
         Code::DeadlineExceeded | Code::Cancelled => Failure::TimedOut,
         _ => Failure::Final(ClientError::from_status(status)),
     }
+}
+
+/// What rustls said, if the status comes from a failed TLS handshake (a `rustls::Error` in its source chain).
+fn tls_failure(status: &tonic::Status) -> Option<String> {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // tokio-rustls reports it inside an io::Error, whose `source` skips the error it wraps.
+        let wrapped = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        if let Some(tls) = wrapped.and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            return Some(tls.to_string());
+        }
+        source = error.source();
+    }
+    None
 }
 
 /// True if the request never left this process: the connection attempt failed (tonic's `ConnectError` in the

@@ -71,6 +71,18 @@ pub enum ClientError {
         message: String,
     },
 
+    /// Returned when the TLS handshake with a node failed on a certificate (not signed by the configured CA, not
+    /// naming the node, expired) or a protocol mismatch: a configuration error, never retried elsewhere and never
+    /// turned into a decision by a [`FailureMode`](crate::FailureMode) — a fail-open client must not admit
+    /// traffic because its TLS settings are wrong.
+    #[error("TLS with {endpoint} failed: {reason}")]
+    Tls {
+        /// The node.
+        endpoint: String,
+        /// What the TLS library said.
+        reason: String,
+    },
+
     /// Returned when a node answers with a gRPC status not covered above (e.g. `INTERNAL`, `UNIMPLEMENTED`).
     #[error("{code:?}: {message}")]
     Rpc {
