@@ -1,5 +1,6 @@
-//! What quorate-core's fuzz harnesses share: their proptest settings and the structure-aware mutators (the same
-//! as quorate-node's `src/fuzzing.rs`, which has the node's harnesses; keep the two in step).
+//! What the fuzz harnesses share: their proptest settings and the structure-aware mutators. Compiled for
+//! quorate-core's own tests and, with the `fuzzing` feature, for quorate-node's (its dev-dependency turns it on;
+//! no normal build does).
 //!
 //! Harnesses live in `fuzz` modules next to what they test (policy files and policy sets in `policy::fuzz`,
 //! limiter snapshots in `table::fuzz`), so `cargo test fuzz` runs them all. Each feeds its decoder fully random
@@ -26,26 +27,26 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 /// The variable that sets the number of cases per harness.
-pub(crate) const CASES_VAR: &str = "QUORATE_FUZZ_CASES";
+pub const CASES_VAR: &str = "QUORATE_FUZZ_CASES";
 
 /// Cases per harness in a normal test run: each harness stays well under two seconds in a debug build.
-pub(crate) const DEFAULT_CASES: u32 = 256;
+pub const DEFAULT_CASES: u32 = 256;
 
 /// The longest one case may take, decoding included: far above any real decode, short of a hang.
-pub(crate) const CASE_TIME_LIMIT: Duration = Duration::from_secs(5);
+pub const CASE_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 /// The harnesses' proptest settings: [`CASES_VAR`] cases (default [`DEFAULT_CASES`]), no regression files.
-pub(crate) fn config() -> Config {
+pub fn config() -> Config {
     Config { cases: cases(), failure_persistence: None, ..Config::default() }
 }
 
 /// The number of cases per harness: [`CASES_VAR`] if set to a number, else [`DEFAULT_CASES`].
-pub(crate) fn cases() -> u32 {
+pub fn cases() -> u32 {
     std::env::var(CASES_VAR).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_CASES)
 }
 
 /// Runs `f`, failing the case if it took longer than [`CASE_TIME_LIMIT`].
-pub(crate) fn timed<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
+pub fn timed<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
     let start = Instant::now();
     let value = f();
     let took = start.elapsed();
@@ -155,12 +156,12 @@ fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
 }
 
 /// Byte strings made from `seeds` (valid encodings): each one unchanged or with 1 to 8 mutations, or fully random.
-pub(crate) fn mutated_bytes(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+pub fn mutated_bytes(seeds: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     mutated_with(seeds, &[])
 }
 
 /// As [`mutated_bytes`], inserting the tokens of `dictionary` too (keywords and punctuation of a text format).
-pub(crate) fn mutated_with(seeds: Vec<Vec<u8>>, dictionary: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+pub fn mutated_with(seeds: Vec<Vec<u8>>, dictionary: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
     let seeds = prop::sample::select(seeds);
     let dictionary = if dictionary.is_empty() { &["\0"][..] } else { dictionary };
     prop_oneof![
@@ -176,14 +177,14 @@ pub(crate) fn mutated_with(seeds: Vec<Vec<u8>>, dictionary: &'static [&'static s
 }
 
 /// Text made from `seeds` (valid files) as [`mutated_with`] makes bytes, read as UTF-8 (lossily), or random text.
-pub(crate) fn mutated_text(seeds: Vec<String>, dictionary: &'static [&'static str]) -> impl Strategy<Value = String> {
+pub fn mutated_text(seeds: Vec<String>, dictionary: &'static [&'static str]) -> impl Strategy<Value = String> {
     let bytes = mutated_with(seeds.into_iter().map(String::into_bytes).collect(), dictionary)
         .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
     prop_oneof![4 => bytes, 1 => "\\PC{0,200}", 1 => ".{0,200}"]
 }
 
 /// Tokens of TOML, for [`mutated_text`]: what turns one valid file into another, or into a near miss.
-pub(crate) const TOML_TOKENS: &[&str] = &[
+pub const TOML_TOKENS: &[&str] = &[
     "=",
     "\"",
     "'",

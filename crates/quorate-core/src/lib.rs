@@ -43,8 +43,8 @@ mod calendar;
 mod decision;
 mod error;
 mod fixed_window;
-#[cfg(test)]
-mod fuzzing;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod gcra;
 mod limiter;
 pub mod plan;
