@@ -170,6 +170,13 @@ pub fn binary() -> PathBuf {
     target.join(format!("quorate-under-test{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// Runs the binary under test as a command-line tool (`quorate args...`); returns success, stdout and stderr.
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(binary()).args(args).output().expect("running quorate");
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    (output.status.success(), text(output.stdout), text(output.stderr))
+}
+
 impl Cluster {
     /// Starts `n` nodes (node 1 bootstraps the cluster) with [`TEST_POLICIES`].
     pub fn start(n: u64) -> Self {
@@ -387,6 +394,27 @@ impl Cluster {
     /// Starts node `id` again on its data directory.
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);
+    }
+
+    /// Waits up to `within` for node `id`'s process to exit; its exit status (the node no longer counts as
+    /// running), or `None` if it still runs.
+    pub fn wait_exit(&mut self, id: u64, within: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(status) = self.exited(id) {
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    node.child = None;
+                }
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// `host:port` of node `id`'s admin listener, as the CLI's `--endpoint` takes it.
+    pub fn admin_addr(&self, id: u64) -> String {
+        format!("127.0.0.1:{}", self.ports[&id].admin)
     }
 }
 

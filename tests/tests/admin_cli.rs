@@ -2,20 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Command;
 use std::time::Duration;
 
-use quorate_tests::{Cluster, Nodes, TEST_POLICIES, binary};
+use quorate_tests::{Cluster, Nodes, TEST_POLICIES, cli};
 use serde_json::Value;
 
 const READY: Duration = Duration::from_secs(20);
 
-/// Runs `quorate args...`; returns success, stdout and stderr.
-fn quorate(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(binary()).args(args).output().unwrap();
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
-    (output.status.success(), text(output.stdout), text(output.stderr))
-}
+use cli as quorate;
 
 fn json(args: &[&str]) -> Value {
     let (ok, stdout, stderr) = quorate(args);

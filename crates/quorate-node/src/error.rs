@@ -32,6 +32,24 @@ pub enum NodeError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// Returned when the data directory is damaged or went back in time: it no longer holds a vote or log
+    /// entries this node acknowledged, so rejoining under the same id could lose committed decisions.
+    #[error(
+        "the data directory {} is damaged: {problem}\nThis node may have forgotten Raft entries it acknowledged, \
+         so it must not rejoin under its id. Remove it from the cluster (quorate members remove --id {id}), move \
+         {} aside, start the node with a new id and add it (quorate members add): it copies the state from the \
+         leader.",
+        path.display(), path.display()
+    )]
+    Damaged {
+        /// This node's id.
+        id: NodeId,
+        /// The data directory.
+        path: PathBuf,
+        /// What is wrong, naming the file.
+        problem: String,
+    },
+
     /// Returned when a listen address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {

@@ -28,13 +28,13 @@ use crate::command::{EntryResponse, LogEntry};
 use crate::config::{LocalAddrs, NodeConfig, host_of};
 use crate::control::Control;
 use crate::error::NodeError;
-use crate::io::IoMode;
 use crate::leases::LeaseHolder;
 use crate::listeners::{Listeners, NodeTls, watch_members};
 use crate::load::{self, LoadReporter, LoadTracker};
 use crate::metrics::NodeMetrics;
 use crate::metrics::export::Exporter;
-use crate::raft::log_store::{SledLogStore, open_db};
+use crate::raft::integrity::{OpenError, Verified, open_verified};
+use crate::raft::log_store::open_db;
 use crate::raft::network::NetworkFactory;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::{Node, NodeId, Raft};
@@ -113,14 +113,13 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let db = open_db(&config.data_dir, config.cache_bytes).map_err(|e| storage_error(Box::new(e)))?;
     let io = config.transport.io_mode();
     let metrics = Arc::new(NodeMetrics::default());
-    let log_store = match io {
-        IoMode::Background => SledLogStore::open(&db, metrics.clone()),
-        IoMode::Inline => SledLogStore::open_inline(&db),
-    }
-    .map_err(|e| storage_error(Box::new(e)))?;
-    let state_machine = StateMachineStore::open(&db, config.table, io)
-        .map_err(|e| storage_error(Box::new(e)))?
-        .with_metrics(metrics.clone());
+    let Verified { log_store, state_machine } = open_verified(&config.data_dir, &db, io, config.table, metrics.clone())
+        .map_err(|e| match e {
+            OpenError::Storage(e) => storage_error(Box::new(e)),
+            OpenError::Damaged(damage) => {
+                NodeError::Damaged { id: config.id, path: config.data_dir.clone(), problem: damage.to_string() }
+            }
+        })?;
     let journal = LocalJournal::open(&db, io).map_err(|e| storage_error(Box::new(e)))?;
 
     let listeners = Listeners::bind(&config).await?;

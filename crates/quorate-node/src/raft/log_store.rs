@@ -12,6 +12,9 @@
 //! - `purge` persists `last_purged` first, flushed, then deletes the entries; openraft ignores entries at or
 //!   below `last_purged`, so a crash between the two steps is harmless.
 //!
+//! The [watermark](super::watermark) records, after each flush that made them durable, the vote and (every
+//! 50 ms) the committed index, so that a start can detect a database that lost them ([`super::integrity`]).
+//!
 //! Flushes and bulk deletions run through [`blocking`](crate::io) so openraft's async threads never wait on the disk; reads
 //! and single in-memory writes stay inline. Every sled or codec failure becomes a [`StorageIOError`] naming the
 //! subject and verb; a corrupt disk gives an error, never a panic.
@@ -28,6 +31,7 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLo
 
 use super::flusher::Flusher;
 use super::typ::{Entry, LogId, StorageError, Vote};
+use super::watermark::Watermark;
 use super::{NodeId, TypeConfig, codec};
 use crate::io::{IoMode, blocking};
 use crate::metrics::NodeMetrics;
@@ -153,6 +157,8 @@ pub(crate) struct SledLogStore {
     flusher: Option<Flusher>,
     /// Where flushes and deletions run.
     io: IoMode,
+    /// What this store has made durable, for the integrity check at the next start.
+    watermark: Arc<Watermark>,
 }
 
 impl Debug for SledLogStore {
@@ -168,9 +174,13 @@ impl SledLogStore {
     /// # Errors
     ///
     /// If sled fails to open the trees.
-    pub(crate) fn open(db: &sled::Db, metrics: Arc<NodeMetrics>) -> Result<Self, StorageError> {
-        let mut store = SledLogStore::open_inline(db)?;
-        store.flusher = Some(Flusher::spawn(db.clone(), metrics).map_err(write_logs)?);
+    pub(crate) fn open(
+        db: &sled::Db,
+        watermark: Arc<Watermark>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Result<Self, StorageError> {
+        let mut store = SledLogStore::open_inline(db, watermark.clone())?;
+        store.flusher = Some(Flusher::spawn(db.clone(), watermark, metrics).map_err(write_logs)?);
         store.io = IoMode::Background;
         Ok(store)
     }
@@ -181,10 +191,24 @@ impl SledLogStore {
     /// # Errors
     ///
     /// As [`SledLogStore::open`].
-    pub(crate) fn open_inline(db: &sled::Db) -> Result<Self, StorageError> {
+    pub(crate) fn open_inline(db: &sled::Db, watermark: Arc<Watermark>) -> Result<Self, StorageError> {
         let logs = db.open_tree(LOGS_TREE).map_err(read_logs)?;
         let meta = db.open_tree(META_TREE).map_err(io_err(ErrorSubject::Store, ErrorVerb::Read))?;
-        Ok(SledLogStore { db: db.clone(), logs, meta, flusher: None, io: IoMode::Inline })
+        Ok(SledLogStore { db: db.clone(), logs, meta, flusher: None, io: IoMode::Inline, watermark })
+    }
+
+    /// Every stored entry in index order, decoded, with entries at or below `last_purged` included (a crash
+    /// can leave some): for the integrity check at start.
+    pub(super) fn stored_entries(&self) -> impl Iterator<Item = Result<Entry, StorageError>> + '_ {
+        self.logs.iter().map(|item| {
+            let (k, v) = item.map_err(read_logs)?;
+            decode_entry(&k, &v)
+        })
+    }
+
+    /// The vote and last-purged pointer as stored, for the integrity check at start.
+    pub(super) fn stored_pointers(&self) -> Result<(Option<Vote>, Option<LogId>), StorageError> {
+        Ok((self.get_meta::<meta::Vote>()?, self.get_meta::<meta::LastPurged>()?))
     }
 
     fn get_meta<M: StoreMeta>(&self) -> Result<Option<M::Value>, StorageError> {
@@ -251,7 +275,12 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         self.put_meta::<meta::Vote>(vote)?;
         // Durable before returning: a node that forgot its vote after a crash could vote twice in one term.
-        self.flush(meta::Vote::SUBJECT).await
+        self.flush(meta::Vote::SUBJECT).await?;
+        let (watermark, vote) = (self.watermark.clone(), *vote);
+        blocking(self.io, move || watermark.record_vote(vote))
+            .await
+            .map_err(io_err(meta::Vote::SUBJECT, ErrorVerb::Write))?
+            .map_err(io_err(meta::Vote::SUBJECT, ErrorVerb::Write))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -264,7 +293,12 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         // and learns the rest from the leader; commitment itself lives on a quorum's logs. The next flush of an
         // append or vote makes it durable anyway, as one flush covers the whole database.
         match committed {
-            Some(log_id) => self.put_meta::<meta::Committed>(&log_id),
+            Some(log_id) => {
+                self.put_meta::<meta::Committed>(&log_id)?;
+                // The flusher raises the watermark to it once a flush has covered it.
+                self.watermark.stage_committed(log_id.index);
+                Ok(())
+            }
             None => {
                 self.meta.remove(meta::Committed::KEY).map_err(io_err(meta::Committed::SUBJECT, ErrorVerb::Write))?;
                 Ok(())
@@ -327,6 +361,12 @@ impl RaftLogStorage<TypeConfig> for SledLogStore {
         // needs no transaction with it.
         self.put_meta::<meta::LastPurged>(&log_id)?;
         self.flush(meta::LastPurged::SUBJECT).await?;
+        // Purged entries are applied, so committed: the database must hold them (in the snapshot) from now on.
+        let watermark = self.watermark.clone();
+        blocking(self.io, move || watermark.raise_committed(log_id.index))
+            .await
+            .map_err(io_err(meta::LastPurged::SUBJECT, ErrorVerb::Write))?
+            .map_err(io_err(meta::LastPurged::SUBJECT, ErrorVerb::Write))?;
 
         // Thousands of keys: delete them on the flusher thread, without making openraft wait (it awaits purge in
         // its core loop). Not flushed, and a crash midway (or before sled writes it out) is harmless: the leftovers

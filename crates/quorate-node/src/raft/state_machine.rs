@@ -1,58 +1,67 @@
 //! The openraft state machine: applies committed entries to the [`Replica`] and builds and installs snapshots.
 //!
-//! Durability model (as rocksstore-v2): the replica lives in memory; a snapshot is persisted in sled (tree `sm`)
-//! each time one is built or installed. On restart the last snapshot is loaded and openraft re-applies the log
+//! Durability model (as rocksstore-v2): the replica lives in memory; a snapshot is persisted as a checksummed
+//! file beside sled ([`SnapshotFile`]) each time one is built or installed. On restart the last snapshot is loaded and openraft re-applies the log
 //! from there up to the committed index, so an admitted request is never forgotten ("restart never refunds").
 //! Snapshots are built from a clone taken under the lock and encoded off the async threads.
 
 use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
-use quorate_core::TableConfig;
-use serde::{Deserialize, Serialize};
-
 use super::replica::{Replica, ReplicaSnapshot};
+use super::snapshot_file::{SnapshotFile, StoredSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 use super::{TypeConfig, codec};
 use crate::command::EntryResponse;
 use crate::io::{IoMode, blocking};
 use crate::metrics::NodeMetrics;
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use quorate_core::TableConfig;
 
-const SNAPSHOT_KEY: &[u8] = b"snapshot";
-
-/// A snapshot as stored in sled: its metadata and the encoded [`ReplicaSnapshot`].
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
-    data: Vec<u8>,
-}
+/// Where builds before snapshot files kept the snapshot (tree `sm`): read when there is no file yet, removed
+/// once a file replaces it.
+const LEGACY_SNAPSHOT_KEY: &[u8] = b"snapshot";
 
 /// The state machine store handed to openraft; cheap to clone, all clones share the replica.
 #[derive(Debug, Clone)]
 pub(crate) struct StateMachineStore {
     replica: Arc<Mutex<Replica>>,
+    /// The legacy tree (see [`LEGACY_SNAPSHOT_KEY`]).
     tree: sled::Tree,
+    file: SnapshotFile,
     table_config: TableConfig,
     io: IoMode,
     metrics: Arc<NodeMetrics>,
 }
 
 impl StateMachineStore {
-    /// Opens the state machine on `db`, restoring the last persisted snapshot if there is one.
+    /// Opens the state machine on `db`, restoring `snapshot` (the verified contents of `file`) or, without one,
+    /// the snapshot an older build kept in sled.
     ///
     /// # Errors
     ///
-    /// If sled fails or the stored snapshot cannot be decoded.
-    pub(crate) fn open(db: &sled::Db, table_config: TableConfig, io: IoMode) -> Result<Self, StorageError> {
+    /// If sled fails or the snapshot cannot be decoded.
+    pub(crate) fn open(
+        db: &sled::Db,
+        file: SnapshotFile,
+        snapshot: Option<StoredSnapshot>,
+        table_config: TableConfig,
+        io: IoMode,
+    ) -> Result<Self, StorageError> {
         let tree = db.open_tree("sm").map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let replica = match tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_state_machine(&e))? {
-            Some(bytes) => restore_stored(&bytes, table_config)?,
+        let snapshot = match snapshot {
+            Some(snapshot) => Some(snapshot),
+            None => read_legacy(&tree)?,
+        };
+        let replica = match snapshot {
+            Some(stored) => {
+                restore_snapshot(&stored.data, table_config).map_err(|e| StorageIOError::read_state_machine(&e))?
+            }
             None => Replica::new(table_config),
         };
         let metrics = Arc::new(NodeMetrics::default());
-        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, table_config, io, metrics })
+        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, file, table_config, io, metrics })
     }
 
     /// Counts the snapshots it builds in `metrics`.
@@ -69,34 +78,33 @@ impl StateMachineStore {
     }
 
     fn read_stored(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        let Some(bytes) = self.tree.get(SNAPSHOT_KEY).map_err(|e| StorageIOError::read_snapshot(None, &e))? else {
-            return Ok(None);
-        };
-        codec::decode(&bytes).map(Some).map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+        match self.file.read().map_err(|e| StorageIOError::read_snapshot(None, &e))? {
+            Some(stored) => Ok(Some(stored)),
+            None => read_legacy(&self.tree),
+        }
     }
 
-    async fn persist(&self, stored: StoredSnapshot) -> Result<(), StorageError> {
-        let tree = self.tree.clone();
+    /// Writes `stored` to the snapshot file, durably, and gives it back.
+    async fn persist(&self, stored: StoredSnapshot) -> Result<StoredSnapshot, StorageError> {
+        let (file, tree) = (self.file.clone(), self.tree.clone());
         let signature = Some(stored.meta.signature());
         let sig = signature.clone();
-        let write = move || -> Result<(), StorageError> {
-            let bytes = codec::encode(&stored).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            tree.insert(SNAPSHOT_KEY, bytes).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            tree.flush().map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            Ok(())
+        let write = move || -> Result<StoredSnapshot, StorageError> {
+            file.write(&stored).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            // The file supersedes what an older build kept in sled; not flushed (the file is read first).
+            tree.remove(LEGACY_SNAPSHOT_KEY).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            Ok(stored)
         };
         blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
     }
 }
 
-/// Rebuilds a replica from the stored snapshot record (`sm/snapshot` in sled), as a restart does.
-///
-/// # Errors
-///
-/// If the record or the snapshot in it does not decode, or the snapshot is malformed.
-fn restore_stored(bytes: &[u8], table_config: TableConfig) -> Result<Replica, StorageError> {
-    let stored: StoredSnapshot = codec::decode(bytes).map_err(|e| StorageIOError::read_state_machine(&e))?;
-    restore_snapshot(&stored.data, table_config).map_err(|e| StorageIOError::read_state_machine(&e).into())
+/// The snapshot an older build kept in sled, if any.
+fn read_legacy(tree: &sled::Tree) -> Result<Option<StoredSnapshot>, StorageError> {
+    let Some(bytes) = tree.get(LEGACY_SNAPSHOT_KEY).map_err(|e| StorageIOError::read_snapshot(None, &e))? else {
+        return Ok(None);
+    };
+    codec::decode(&bytes).map(Some).map_err(|e| StorageIOError::read_snapshot(None, &e).into())
 }
 
 /// A snapshot's data could not become a replica.
@@ -140,7 +148,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             Ok((meta, data))
         };
         let (meta, data) = blocking(self.io, encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
-        self.persist(StoredSnapshot { meta: meta.clone(), data: data.clone() }).await?;
+        let StoredSnapshot { meta, data } = self.persist(StoredSnapshot { meta, data }).await?;
         tracing::info!(snapshot = %meta.snapshot_id, bytes = data.len(), "built snapshot");
         self.metrics.snapshots_built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.metrics.snapshot_bytes.observe(data.len() as f64);

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::testing::{StoreBuilder, Suite};
@@ -10,8 +11,10 @@ use tempfile::TempDir;
 use super::{LOGS_TREE, META_TREE, SledLogStore, StoreMeta, key, meta, open_db};
 use crate::command::LogEntry;
 use crate::raft::TypeConfig;
+use crate::raft::snapshot_file::SnapshotFile;
 use crate::raft::state_machine::StateMachineStore;
 use crate::raft::typ::{Entry, LogId, StorageError, Vote};
+use crate::raft::watermark::Watermark;
 
 /// A small page cache: tests hold a handful of entries.
 const CACHE_BYTES: u64 = 1 << 20;
@@ -31,8 +34,13 @@ fn blanks(indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
 
 fn open_store(dir: &Path) -> anyhow::Result<(sled::Db, SledLogStore)> {
     let db = open_db(dir, CACHE_BYTES)?;
-    let store = SledLogStore::open(&db, Default::default())?;
+    let store = SledLogStore::open(&db, watermark(dir)?, Default::default())?;
     Ok((db, store))
+}
+
+fn watermark(dir: &Path) -> Result<Arc<Watermark>, StorageError> {
+    let (watermark, _) = Watermark::open(dir).map_err(|e| StorageIOError::write(&e))?;
+    Ok(Arc::new(watermark))
 }
 
 /// Builds each Suite case on a fresh database holding both stores, as a node does.
@@ -42,8 +50,10 @@ impl StoreBuilder<TypeConfig, SledLogStore, StateMachineStore, TempDir> for Buil
     async fn build(&self) -> Result<(TempDir, SledLogStore, StateMachineStore), StorageError> {
         let dir = TempDir::new().map_err(|e| StorageIOError::write(&e))?;
         let db = open_db(dir.path(), CACHE_BYTES).map_err(|e| StorageIOError::write(&e))?;
-        let log_store = SledLogStore::open(&db, Default::default())?;
-        let state_machine = StateMachineStore::open(&db, TableConfig::default(), crate::io::IoMode::Background)?;
+        let log_store = SledLogStore::open(&db, watermark(dir.path())?, Default::default())?;
+        let file = SnapshotFile::new(dir.path());
+        let state_machine =
+            StateMachineStore::open(&db, file, None, TableConfig::default(), crate::io::IoMode::Background)?;
         Ok((dir, log_store, state_machine))
     }
 }

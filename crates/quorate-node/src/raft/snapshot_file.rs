@@ -1,0 +1,261 @@
+//! The node's current snapshot as one checksummed file beside sled, replaced atomically.
+//!
+//! Snapshots used to be a sled value. A large value lives in sled's `blobs/` directory, and when a blob was
+//! damaged (4 KiB of garbage, a truncation) sled's recovery took it for a torn write and silently rolled the
+//! whole database back to an older state, log entries the node had acknowledged included. A file of our own
+//! fails loudly instead: it carries the length and a CRC-32 of its contents, and any mismatch is a
+//! [`SnapshotFileError`] naming the file.
+//!
+//! Layout: [`MAGIC`] (4 bytes), the payload's length (`u64` little-endian), its CRC-32 (`u32` little-endian),
+//! then the payload: the metadata's length (`u32`), the metadata ([`codec`](super::codec), itself versioned) and
+//! the encoded replica. A new snapshot is written to a
+//! temporary file, synced, renamed over the old one and the directory synced, so a crash leaves either the old
+//! snapshot or the new one, never a mix.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::codec;
+use super::typ::SnapshotMeta;
+
+/// What every snapshot file starts with.
+const MAGIC: [u8; 4] = *b"QRTS";
+/// Magic, length and checksum.
+const HEADER_LEN: usize = 4 + 8 + 4;
+/// The file's name in the data directory.
+pub(crate) const FILE_NAME: &str = "snapshot.qrs";
+/// Where a new snapshot is written before it replaces the old one.
+const TEMP_NAME: &str = "snapshot.qrs.tmp";
+
+/// A snapshot as stored: its metadata and the encoded [`ReplicaSnapshot`](super::replica::ReplicaSnapshot).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredSnapshot {
+    /// What openraft knows the snapshot by: its last log id, membership and id.
+    pub(crate) meta: SnapshotMeta,
+    /// The encoded replica.
+    pub(crate) data: Vec<u8>,
+}
+
+/// The snapshot file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SnapshotFileError {
+    /// The file system refused.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The file is not a snapshot file, or is shorter than its header says.
+    #[error("{}: {problem}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The contents do not match the checksum written with them.
+    #[error(
+        "{}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is damaged",
+        path.display()
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The checksum in the header.
+        stored: u32,
+        /// The checksum of what is on disk.
+        computed: u32,
+    },
+    /// The contents pass the checksum but are not a snapshot this build reads (a newer format, say).
+    #[error("{}: {source}", path.display())]
+    Codec {
+        /// The file.
+        path: PathBuf,
+        /// What the codec said.
+        source: codec::CodecError,
+    },
+}
+
+/// The snapshot file of one data directory.
+#[derive(Debug, Clone)]
+pub(crate) struct SnapshotFile {
+    dir: PathBuf,
+}
+
+impl SnapshotFile {
+    /// The snapshot file in `dir` (which need not hold one yet).
+    pub(crate) fn new(dir: &Path) -> Self {
+        SnapshotFile { dir: dir.to_path_buf() }
+    }
+
+    /// The file's path, for messages.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Reads, verifies and decodes the snapshot; `None` when there is no snapshot file.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotFileError`] if the file cannot be read, is not a snapshot file, is truncated or extended, fails
+    /// its checksum or its metadata does not decode.
+    pub(crate) fn read(&self) -> Result<Option<StoredSnapshot>, SnapshotFileError> {
+        let Some(mut payload) = self.read_payload()? else { return Ok(None) };
+        let malformed = |problem: &str| SnapshotFileError::Malformed { path: self.path(), problem: problem.to_owned() };
+        let (len, rest) = payload.split_first_chunk::<4>().ok_or_else(|| malformed("no metadata length"))?;
+        let meta_len = u32::from_le_bytes(*len) as usize;
+        let meta_bytes = rest.get(..meta_len).ok_or_else(|| malformed("metadata longer than the file"))?;
+        let meta =
+            codec::decode(meta_bytes).map_err(|source| SnapshotFileError::Codec { path: self.path(), source })?;
+        // The data is the rest: shift it down in place rather than copy a snapshot of hundreds of megabytes.
+        payload.drain(..4 + meta_len);
+        Ok(Some(StoredSnapshot { meta, data: payload }))
+    }
+
+    /// Replaces the snapshot with `snapshot`, durably: when this returns, a crash leaves the new snapshot.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotFileError`] if encoding, writing, syncing or renaming fails; the old snapshot is then still in
+    /// place.
+    pub(crate) fn write(&self, snapshot: &StoredSnapshot) -> Result<(), SnapshotFileError> {
+        let codec_err = |source| SnapshotFileError::Codec { path: self.path(), source };
+        let meta = codec::encode(&snapshot.meta).map_err(codec_err)?;
+        let meta_len = u32::try_from(meta.len()).map_err(|_| SnapshotFileError::Malformed {
+            path: self.path(),
+            problem: "metadata over 4 GiB".to_owned(),
+        })?;
+        self.write_payload(&[&meta_len.to_le_bytes(), &meta, &snapshot.data])
+    }
+
+    /// Reads and verifies the payload; `None` when there is no snapshot file.
+    fn read_payload(&self) -> Result<Option<Vec<u8>>, SnapshotFileError> {
+        let path = self.path();
+        let mut bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(SnapshotFileError::Io { path, source }),
+        };
+        let malformed = |problem: String| SnapshotFileError::Malformed { path: path.clone(), problem };
+        let Some((header, payload)) = bytes.split_at_checked(HEADER_LEN) else {
+            return Err(malformed(format!("{} bytes, shorter than the {HEADER_LEN}-byte header", bytes.len())));
+        };
+        let (magic, rest) = header.split_at(4);
+        let (len, crc) = rest.split_at(8);
+        if magic != MAGIC {
+            return Err(malformed("not a Quorate snapshot file (bad magic)".to_owned()));
+        }
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| malformed("bad header".to_owned()))?);
+        let stored = u32::from_le_bytes(crc.try_into().map_err(|_| malformed("bad header".to_owned()))?);
+        if payload.len() as u64 != len {
+            return Err(malformed(format!(
+                "the header announces {len} bytes of snapshot, the file holds {}: it was truncated or extended",
+                payload.len()
+            )));
+        }
+        let computed = crc32fast::hash(payload);
+        if computed != stored {
+            return Err(SnapshotFileError::Checksum { path, stored, computed });
+        }
+        bytes.drain(..HEADER_LEN);
+        Ok(Some(bytes))
+    }
+
+    /// Replaces the file's payload (the concatenation of `parts`), through a synced temporary file and a rename.
+    fn write_payload(&self, parts: &[&[u8]]) -> Result<(), SnapshotFileError> {
+        let temp = self.dir.join(TEMP_NAME);
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SnapshotFileError::Io { path, source }
+        };
+        let mut file = io::BufWriter::new(File::create(&temp).map_err(io_err(&temp))?);
+        file.write_all(&header(parts)).map_err(io_err(&temp))?;
+        for part in parts {
+            file.write_all(part).map_err(io_err(&temp))?;
+        }
+        let file = file.into_inner().map_err(|e| io_err(&temp)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&temp))?;
+        drop(file);
+        let path = self.path();
+        fs::rename(&temp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir).map_err(io_err(&self.dir))
+    }
+}
+
+/// The header of a file whose payload is the concatenation of `parts`.
+pub(super) fn header(parts: &[&[u8]]) -> [u8; HEADER_LEN] {
+    let mut crc = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    for part in parts {
+        crc.update(part);
+        len += part.len() as u64;
+    }
+    let mut header = [0u8; HEADER_LEN];
+    header[..4].copy_from_slice(&MAGIC);
+    header[4..12].copy_from_slice(&len.to_le_bytes());
+    header[12..].copy_from_slice(&crc.finalize().to_le_bytes());
+    header
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    OpenOptions::new().read(true).open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom};
+
+    use tempfile::TempDir;
+
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_and_replaces_the_previous_snapshot() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        assert_eq!(file.read_payload()?, None);
+        file.write_payload(&[b"first"])?;
+        file.write_payload(&[b"second ", b"snapshot"])?;
+        assert_eq!(file.read_payload()?.as_deref(), Some(&b"second snapshot"[..]));
+        assert!(!dir.path().join(TEMP_NAME).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn garbage_in_the_payload_fails_the_checksum() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        file.write_payload(&[&vec![7u8; 64 * 1024]])?;
+        let mut raw = OpenOptions::new().write(true).open(file.path())?;
+        raw.seek(SeekFrom::Start(8 * 1024))?;
+        raw.write_all(&[0xAB; 4096])?;
+        let error = file.read_payload().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("checksum mismatch") && error.contains(FILE_NAME), "{error}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_file_is_named_as_such() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        file.write_payload(&[&[1u8; 1000]])?;
+        OpenOptions::new().write(true).open(file.path())?.set_len(600)?;
+        let error = file.read_payload().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("truncated"), "{error}");
+
+        fs::write(file.path(), b"QR")?;
+        let error = file.read_payload().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("shorter than"), "{error}");
+
+        fs::write(file.path(), [0u8; 100])?;
+        let error = file.read_payload().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("bad magic"), "{error}");
+        Ok(())
+    }
+}
