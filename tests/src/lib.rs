@@ -207,7 +207,7 @@ impl Cluster {
     }
 
     /// Like [`Cluster::start`], with the default Raft timings of a config file without `[raft]` (heartbeat
-    /// 100 ms, elections 400-800 ms): for measuring what a deployment sees.
+    /// 50 ms, elections 150-300 ms): for measuring what a deployment sees.
     pub fn start_with_default_raft(n: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");

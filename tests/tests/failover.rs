@@ -1,10 +1,13 @@
-//! How long strict decisions stop when the leader is killed, with the default Raft timings (heartbeat 100 ms,
-//! elections 400-800 ms): a benchmark-style report, not a timed assertion. Slow (20 kills), so not in the
+//! How long strict decisions stop when the leader is killed, with the default Raft timings (heartbeat 50 ms,
+//! elections 150-300 ms): a benchmark-style report, not a timed assertion. Slow (20 kills), so not in the
 //! default run:
 //!
 //! ```sh
 //! cargo test -p quorate-tests --test cluster failover -- --ignored --nocapture
 //! ```
+//!
+//! With `FAILOVER_LOGS=<dir>` (and e.g. `QUORATE_LOG=warn,openraft=info`) each round's node logs are kept there,
+//! named by round, recovery time and killed node, to see where a slow round spent its time.
 //!
 //! Each round: a client calls every node in turn with strict checks; the leader is killed with SIGKILL; the
 //! recovery is the time from the kill to the first decision after it; the node is restarted and the cluster waits
@@ -50,6 +53,12 @@ async fn killing_the_leader_twenty_times_reports_the_recovery() {
             }
         };
         recoveries.push(recovered);
+        if let Some(dir) = std::env::var_os("FAILOVER_LOGS") {
+            for id in 1..=3 {
+                let name = format!("round{round}-node{id}-{}ms-killed{leader}.log", recovered.as_millis());
+                std::fs::write(std::path::Path::new(&dir).join(name), cluster.log(id)).unwrap();
+            }
+        }
         cluster.restart(leader);
     }
     recoveries.sort();

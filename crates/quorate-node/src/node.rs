@@ -137,6 +137,9 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
 
     let network = NetworkFactory::new(config.id, dialer.clone());
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), network, log_store, state_machine.clone()).await?;
+    // Before any tick: see `hold_elections`.
+    raft.runtime_config().elect(false);
+    let election_hold = tokio::spawn(hold_elections(raft.clone(), config.election_timeout.1 * 2));
 
     let limits = BatchLimits {
         max_batch: config.max_batch,
@@ -277,6 +280,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         drain: config.check_deadline + Duration::from_secs(1),
         servers,
         background: vec![
+            election_hold,
             installer,
             sampler,
             folder,
@@ -306,6 +310,19 @@ fn server(streams: u32) -> Server {
         .max_concurrent_streams(Some(streams))
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+}
+
+/// Keeps this node from campaigning for `hold` after it starts, then lets it.
+///
+/// openraft 0.9 has a (re)started node campaign at its first tick, before the leader's first heartbeat reached
+/// it, usually with a shorter log than the others': the campaign fails, and the "seen a greater log" flag it
+/// leaves behind doubles the node's election wait until its next campaign — so the next time the leader died,
+/// this node was slow to replace it (measured with the failover report). Twice the longest election timeout is
+/// long enough to hear a living leader, and short for a whole cluster starting together. A new cluster's first
+/// election is `Raft::initialize`'s, which this does not hold back.
+async fn hold_elections(raft: Raft, hold: Duration) {
+    tokio::time::sleep(hold).await;
+    raft.runtime_config().elect(true);
 }
 
 /// While the cluster has no policy set, the leader proposes the one from its config; any node may be that leader.
