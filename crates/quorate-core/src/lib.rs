@@ -63,7 +63,7 @@ pub use limiter::Limiter;
 pub use sliding_window::{SlidingWindow, SlidingWindowState};
 pub use table::{
     CheckOutcome, DEFAULT_MAX_KEYS, DEFAULT_SWEEP_PER_OP, Grant, LimitDecision, LimitRef, LimiterTable, PolicyId,
-    TableConfig, TableSnapshot,
+    TableConfig, TableSnapshot, TableSnapshotView,
 };
 pub use window_counter::{WindowCounter, WindowCounterState};
 

@@ -92,6 +92,7 @@ proptest! {
             table.sweep(now.saturating_add(400 * 86_400 * SECOND), usize::MAX);
         })?;
         let again = bincode::serialize(&table.snapshot()).unwrap();
+        prop_assert_eq!(&bincode::serialize(&table.snapshot_view()).unwrap(), &again, "the view encodes differently");
         let restored = LimiterTable::restore(TableConfig::default(), bincode::deserialize(&again).unwrap());
         prop_assert!(restored.is_ok());
     }

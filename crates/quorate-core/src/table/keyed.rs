@@ -10,6 +10,7 @@ use std::hash::{BuildHasher, RandomState};
 use compact_str::CompactString;
 use hashbrown::HashTable;
 
+use super::arena::Arena;
 use crate::algorithm::Algorithm;
 use crate::{Decision, Nanos};
 
@@ -49,7 +50,7 @@ pub(super) struct KeyedTable<A: Algorithm> {
     hasher: RandomState,
     /// Ids into `entries`, found by the hash of the entry's key.
     index: HashTable<u32>,
-    entries: Vec<Option<Entry<A::State>>>,
+    entries: Arena<Entry<A::State>>,
     /// Ids of vacant `entries`, reused before the arena grows.
     vacant: Vec<u32>,
     /// Expiry slot -> ids waiting in it. Every tracked key is in exactly one slot or in `due`.
@@ -67,7 +68,7 @@ impl<A: Algorithm> KeyedTable<A> {
             params,
             hasher: RandomState::new(),
             index: HashTable::new(),
-            entries: Vec::new(),
+            entries: Arena::default(),
             vacant: Vec::new(),
             wheel: BTreeMap::new(),
             due: Vec::new(),
@@ -95,7 +96,7 @@ impl<A: Algorithm> KeyedTable<A> {
     fn find(&self, key: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         let entries = &self.entries;
-        self.index.find(hash, |&id| entries[id as usize].as_ref().is_some_and(|e| e.key == key)).copied()
+        self.index.find(hash, |&id| entries.get(id).is_some_and(|e| e.key == key)).copied()
     }
 
     pub(super) fn contains(&self, key: &str) -> bool {
@@ -103,7 +104,7 @@ impl<A: Algorithm> KeyedTable<A> {
     }
 
     fn state_mut(&mut self, id: u32) -> Option<&mut A::State> {
-        self.entries.get_mut(id as usize).and_then(Option::as_mut).map(|e| &mut e.state)
+        self.entries.get_mut(id).map(|e| &mut e.state)
     }
 
     /// Evaluates `cost` for `key` without charging or inserting.
@@ -152,28 +153,22 @@ impl<A: Algorithm> KeyedTable<A> {
     /// Puts an entry in the arena and the index (not in the wheel) and returns its id.
     fn insert(&mut self, key: CompactString, state: A::State) -> u32 {
         let hash = self.hasher.hash_one(key.as_str());
-        let entry = Some(Entry { key, state });
+        let entry = Entry { key, state };
         let id = match self.vacant.pop() {
-            Some(id) => {
-                self.entries[id as usize] = entry;
+            Some(id) if self.entries.get(id).is_none() && (id as usize) < self.entries.len() => {
+                self.entries.put(id, entry);
                 id
             }
-            None => {
-                self.entries.push(entry);
-                // The key cap keeps the arena far below u32::MAX entries.
-                u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
-            }
+            _ => self.entries.push(entry),
         };
         let (entries, hasher) = (&self.entries, &self.hasher);
-        self.index.insert_unique(hash, id, |&other| {
-            entries[other as usize].as_ref().map_or(0, |e| hasher.hash_one(e.key.as_str()))
-        });
+        self.index.insert_unique(hash, id, |&other| entries.get(other).map_or(0, |e| hasher.hash_one(e.key.as_str())));
         self.len += 1;
         id
     }
 
     fn remove(&mut self, id: u32) {
-        let Some(entry) = self.entries.get_mut(id as usize).and_then(Option::take) else { return };
+        let Some(entry) = self.entries.take(id) else { return };
         let hash = self.hasher.hash_one(entry.key.as_str());
         if let Ok(found) = self.index.find_entry(hash, |&other| other == id) {
             found.remove();
@@ -198,7 +193,7 @@ impl<A: Algorithm> KeyedTable<A> {
             }
             let Some(id) = self.due.pop() else { break };
             examined += 1;
-            let Some(entry) = self.entries.get(id as usize).and_then(Option::as_ref) else { continue };
+            let Some(entry) = self.entries.get(id) else { continue };
             let fresh_at = self.params.fresh_at(&entry.state);
             if fresh_at <= now {
                 self.remove(id);
@@ -221,7 +216,7 @@ impl<A: Algorithm> KeyedTable<A> {
         }
         let (slot, mut ids) = entry.remove_entry();
         let entries = &self.entries;
-        let key_of = |id: &u32| entries.get(*id as usize).and_then(Option::as_ref).map(|e| e.key.as_str());
+        let key_of = |id: &u32| entries.get(*id).map(|e| e.key.as_str());
         ids.sort_unstable_by(|a, b| key_of(b).cmp(&key_of(a)));
         self.due = ids;
         self.due_slot = slot;
@@ -230,7 +225,7 @@ impl<A: Algorithm> KeyedTable<A> {
 
     /// Every tracked key, sorted.
     pub(super) fn sorted_keys(&self) -> Vec<&str> {
-        let mut keys: Vec<&str> = self.entries.iter().flatten().map(|e| e.key.as_str()).collect();
+        let mut keys: Vec<&str> = self.entries.iter().map(|(_, e)| e.key.as_str()).collect();
         keys.sort_unstable();
         keys
     }
@@ -247,7 +242,7 @@ impl<A: Algorithm> KeyedTable<A> {
             slot_of[id as usize] = self.due_slot;
         }
         let mut out: Vec<(&Entry<A::State>, u32)> =
-            self.entries.iter().enumerate().filter_map(|(id, e)| e.as_ref().map(|e| (e, slot_of[id]))).collect();
+            self.entries.iter().map(|(id, e)| (e, slot_of.get(id as usize).copied().unwrap_or(0))).collect();
         out.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
         out
     }

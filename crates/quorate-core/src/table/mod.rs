@@ -18,6 +18,7 @@
 //! - **Snapshots** list every policy's keys in sorted order with their state and expiry slot: the same table gives
 //!   the same snapshot bytes, and a restored table behaves exactly like the original.
 
+mod arena;
 #[cfg(test)]
 mod fuzz;
 mod keyed;
@@ -37,7 +38,7 @@ use crate::{CoreError, Decision, FixedWindow, Limiter, Nanos, SlidingWindow, Tok
 use keyed::{KeyedTable, Lookup};
 
 pub use request::{CheckOutcome, Grant, LimitDecision, LimitRef};
-pub use snapshot::TableSnapshot;
+pub use snapshot::{TableSnapshot, TableSnapshotView};
 
 /// Identifies a policy within a table; the policy model assigns ids deterministically.
 pub type PolicyId = u32;

@@ -209,12 +209,30 @@ fn snapshot_restores_an_identical_table() {
     }
     let snapshot = t.snapshot();
     let encoded = bincode::serialize(&snapshot).unwrap();
+    assert_eq!(bincode::serialize(&t.snapshot_view()).unwrap(), encoded, "the borrowed view encodes the same");
     let decoded: TableSnapshot = bincode::deserialize(&encoded).unwrap();
     assert_eq!(decoded, snapshot);
     let restored = LimiterTable::restore(t.config(), decoded).unwrap();
     assert_eq!(bytes(&restored), encoded);
     assert_eq!(restored.len(), t.len());
     assert_eq!(restored.keys(), t.keys());
+}
+
+#[test]
+fn a_clone_keeps_its_state_while_the_table_goes_on() {
+    // Snapshots are encoded from a clone while checks keep changing the table: the clone must not see them.
+    let mut t = table();
+    for i in 0..300u64 {
+        t.check(T0, &[LimitRef::new(1, window(5, SECOND), &format!("k{i}"))], 1).unwrap();
+    }
+    let frozen = t.clone();
+    let before = bytes(&frozen);
+    for i in 0..300u64 {
+        t.check(T0 + SECOND / 2, &[LimitRef::new(1, window(5, SECOND), &format!("k{i}"))], 2).unwrap();
+    }
+    t.sweep(T0 + 100 * SECOND, usize::MAX);
+    assert_eq!(bytes(&frozen), before);
+    assert_ne!(bytes(&t), before);
 }
 
 #[test]

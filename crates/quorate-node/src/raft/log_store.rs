@@ -138,11 +138,19 @@ fn decode_entry(key: &[u8], value: &[u8]) -> Result<Entry, StorageError> {
 
 /// Deletes the entries whose keys are in `range`, in one atomic batch.
 pub(super) fn remove_range(logs: &sled::Tree, range: impl RangeBounds<[u8; 8]>) -> sled::Result<()> {
+    remove_some(logs, range, usize::MAX).map(|_| ())
+}
+
+/// Deletes the first `most` entries whose keys are in `range`, in one atomic batch; returns how many.
+pub(super) fn remove_some(logs: &sled::Tree, range: impl RangeBounds<[u8; 8]>, most: usize) -> sled::Result<usize> {
     let mut batch = sled::Batch::default();
-    for k in logs.range(range).keys() {
+    let mut removed = 0;
+    for k in logs.range(range).keys().take(most) {
         batch.remove(k?);
+        removed += 1;
     }
-    logs.apply_batch(batch)
+    logs.apply_batch(batch)?;
+    Ok(removed)
 }
 
 /// The Raft log store on sled, handed to openraft as both its log storage and its log reader.

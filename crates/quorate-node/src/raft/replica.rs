@@ -13,7 +13,7 @@ use std::sync::Arc;
 use quorate_core::adaptive::{AdaptiveController, AdaptiveState, Aggregation, LoadSignals, Multiplier};
 use quorate_core::plan::{LimitOverride, Plan};
 use quorate_core::policy::PolicySet;
-use quorate_core::{CheckOutcome, CoreError, LimiterTable, Nanos, TableConfig, TableSnapshot};
+use quorate_core::{CheckOutcome, CoreError, LimiterTable, Nanos, TableConfig, TableSnapshot, TableSnapshotView};
 use serde::{Deserialize, Serialize};
 
 use super::leases::{LeaseBook, LeaseRecord};
@@ -59,6 +59,21 @@ pub(crate) struct ReplicaSnapshot {
     leases: LeaseBook,
 }
 
+/// A [`ReplicaSnapshot`] that borrows the replica: the same fields in the same order, so the same bytes, without
+/// copying every key (see [`TableSnapshotView`]).
+#[derive(Debug, Serialize)]
+pub(crate) struct ReplicaSnapshotView<'a> {
+    last_applied: Option<LogId>,
+    membership: &'a StoredMembership,
+    now: Nanos,
+    table: TableSnapshotView<'a>,
+    policies: Option<&'a PolicySet>,
+    policy_toml: &'a str,
+    signals: &'a LoadSignals,
+    adaptive: &'a AdaptiveState,
+    leases: &'a LeaseBook,
+}
+
 impl Replica {
     /// An empty replica: nothing applied, no policies yet.
     pub(crate) fn new(table: TableConfig) -> Self {
@@ -91,6 +106,22 @@ impl Replica {
             signals: self.signals.clone(),
             adaptive: self.controller.state().clone(),
             leases: self.leases.clone(),
+        }
+    }
+
+    /// The snapshot form, borrowed: encodes to the same bytes as [`Replica::snapshot`] without a copy of the
+    /// table. Encode it from a clone (cheap) while the replica goes on applying.
+    pub(crate) fn snapshot_view(&self) -> ReplicaSnapshotView<'_> {
+        ReplicaSnapshotView {
+            last_applied: self.last_applied,
+            membership: &self.membership,
+            now: self.now(),
+            table: self.table.snapshot_view(),
+            policies: self.policies.as_deref(),
+            policy_toml: &self.policy_toml,
+            signals: &self.signals,
+            adaptive: self.controller.state(),
+            leases: &self.leases,
         }
     }
 

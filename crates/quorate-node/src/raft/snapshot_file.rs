@@ -27,6 +27,8 @@ const MAGIC: [u8; 4] = *b"QRTS";
 const HEADER_LEN: usize = 4 + 8 + 4;
 /// The file's name in the data directory.
 pub(crate) const FILE_NAME: &str = "snapshot.qrs";
+/// How much of a snapshot is written before it is synced: bounds the dirty data a Raft log sync can wait for.
+const SYNC_EVERY: usize = 4 << 20;
 /// Where a new snapshot is written before it replaces the old one.
 const TEMP_NAME: &str = "snapshot.qrs.tmp";
 
@@ -173,12 +175,17 @@ impl SnapshotFile {
             let path = path.to_path_buf();
             move |source| SnapshotFileError::Io { path, source }
         };
-        let mut file = io::BufWriter::new(File::create(&temp).map_err(io_err(&temp))?);
+        let mut file = File::create(&temp).map_err(io_err(&temp))?;
         file.write_all(&header(parts)).map_err(io_err(&temp))?;
+        // Synced every SYNC_EVERY bytes: on ext4 a sync of the Raft log (sled's file) also waits for the dirty
+        // data of other files written meanwhile, so half a gigabyte of snapshot written in one go held every
+        // commit up for the length of its write-back (p999 of checks 338 ms during snapshots of 1M keys).
         for part in parts {
-            file.write_all(part).map_err(io_err(&temp))?;
+            for chunk in part.chunks(SYNC_EVERY) {
+                file.write_all(chunk).map_err(io_err(&temp))?;
+                file.sync_data().map_err(io_err(&temp))?;
+            }
         }
-        let file = file.into_inner().map_err(|e| io_err(&temp)(e.into_error()))?;
         file.sync_all().map_err(io_err(&temp))?;
         drop(file);
         let path = self.path();

@@ -171,3 +171,22 @@ async fn corrupt_entry_is_an_error_not_a_panic() -> anyhow::Result<()> {
     assert!(store.read_vote().await.is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_purge_larger_than_a_chunk_completes_between_appends() -> anyhow::Result<()> {
+    // The flusher deletes a chunk at a time between flushes; appends meanwhile go on, and the purge finishes.
+    let dir = TempDir::new()?;
+    let (_db, mut store) = open_store(dir.path())?;
+    store.blocking_append(blanks(1..=1_000)).await?;
+    store.purge(log_id(1, 900)).await?;
+    store.blocking_append(blanks(1_001..=1_010)).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let left = store.try_get_log_entries(..).await?;
+        if left == blanks(901..=1_010) {
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{} entries left, 110 expected", left.len());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

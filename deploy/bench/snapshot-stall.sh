@@ -1,0 +1,31 @@
+#!/bin/sh
+# Do snapshots stall checks? Fills a fresh `quorate dev` cluster with about a million sliding-window keys (1 h,
+# 60 buckets), then runs 16 callers of unary strict checks over them for 15 s without snapshots and 15 s with
+# `quorate snapshot` on all three nodes every 2 s, and prints both latency summaries, the snapshot timings from
+# the node log and the peak RSS. Needs a release build (`cargo build --release -p quorate-cli`); takes ~2 min.
+#
+#   deploy/bench/snapshot-stall.sh [data-dir]
+set -eu
+Q=${QUORATE:-target/release/quorate}
+DIR=${1:-/tmp/quorate-snapshot-stall}
+E=127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103
+rm -rf "$DIR"; mkdir -p "$DIR"
+printf '[policies.big]\nalgorithm = "sliding_window"\nlimit = 1000000000\nperiod = "1h"\n\n[[rules]]\ndimension = "api_key"\npolicy = "big"\n' > "$DIR/policies.toml"
+"$Q" dev --data-dir "$DIR/data" --policies "$DIR/policies.toml" > "$DIR/dev.log" 2>&1 &
+DEV=$!
+trap 'kill $DEV 2>/dev/null' EXIT
+sleep 5
+"$Q" bench --endpoints $E --mode batch --batch 1000 --keys 1000000 --duration 30 --warmup 0 --concurrency 8 --key-prefix k > /dev/null
+# Start from a purged log, as a cluster that has been running does (the fill left 3,000 entries of 1,000 checks).
+for n in 1 2 3; do "$Q" snapshot --endpoint 127.0.0.1:730$n > /dev/null; done
+sleep 5
+B="$Q bench --endpoints $E --keys 1000000 --duration 15 --concurrency 16 --key-prefix k"
+echo "== without snapshots"; $B
+( for i in 1 2 3 4 5 6; do sleep 2; for n in 1 2 3; do "$Q" snapshot --endpoint 127.0.0.1:730$n > /dev/null 2>&1 & done; wait; done ) &
+SNAPSHOTS=$!
+( for i in $(seq 1 30); do ps -o rss= -p $DEV; sleep 0.5; done | sort -n | tail -1 > "$DIR/peak-rss" ) &
+SAMPLER=$!
+echo "== with snapshots on every node every 2 s"; $B
+wait $SNAPSHOTS $SAMPLER
+echo "peak RSS of the three nodes: $(cat "$DIR/peak-rss") KiB"
+grep "built snapshot" "$DIR/dev.log" | tail -3 | sed 's/.*snapshot=/snapshot=/'
