@@ -14,6 +14,7 @@ up() {
   "$Q" dev --data-dir "$DIR/data" --policies "$DIR/policies.toml" >> "$DIR/dev.log" 2>&1 &
   DEV=$!
   for i in $(seq 1 100); do
+    if ! kill -0 "$DEV" 2>/dev/null; then echo "quorate dev exited (ports 7101-7403 taken?):"; tail -3 "$DIR/dev.log"; exit 1; fi
     sleep 2
     if "$Q" status --endpoint http://127.0.0.1:7101 2>/dev/null | grep -c follower | grep -q 2; then return; fi
   done

@@ -15,6 +15,7 @@ printf '[policies.big]\nalgorithm = "sliding_window"\nlimit = 1000000000\nperiod
 DEV=$!
 trap 'kill $DEV 2>/dev/null' EXIT
 sleep 5
+if ! kill -0 $DEV 2>/dev/null; then echo "quorate dev exited (ports 7101-7403 taken?):"; tail -3 "$DIR/dev.log"; exit 1; fi
 "$Q" bench --endpoints $E --mode batch --batch 1000 --keys 1000000 --duration 30 --warmup 0 --concurrency 8 --key-prefix k > /dev/null
 # Start from a purged log, as a cluster that has been running does (the fill left 3,000 entries of 1,000 checks).
 for n in 1 2 3; do "$Q" snapshot --endpoint 127.0.0.1:730$n > /dev/null; done

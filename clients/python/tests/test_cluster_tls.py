@@ -3,7 +3,8 @@
 ``tests/tests/security.rs``): clients given the cluster CA and a check token (as ``token``, ``token_file`` or
 ``$QUORATE_TOKEN``, with or without a client certificate) spend a limit exactly, the blocking client too; no token
 or an unknown one raises :class:`~quorate.Unauthenticated`, the admin token :class:`~quorate.PermissionDenied`,
-neither retried; a client that trusts another CA, expects another server name or speaks plaintext fails with
+neither retried; a client that trusts another CA or expects another server name raises
+:class:`~quorate.TlsError` at once, never a decision of its failure mode, and a plaintext client fails with
 :class:`~quorate.Unavailable` within its deadline instead of hanging. Each test uses keys of its own."""
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from quorate import (
     AsyncClient,
     Client,
     Decision,
+    FailureMode,
     PermissionDenied,
     RpcError,
     Source,
+    TlsError,
     Unauthenticated,
     Unavailable,
 )
@@ -143,25 +146,41 @@ async def test_a_token_without_the_check_role_is_permission_denied(tls_cluster: 
     assert await remaining(tls_cluster, key) == FREE_LIMIT
 
 
-@pytest.mark.parametrize("mismatch", ["another CA", "another server name", "plaintext"])
-async def test_a_client_the_handshake_fails_for_gets_unavailable_within_its_deadline(
-    tls_cluster: Cluster, mismatch: str
+@pytest.mark.parametrize("mismatch", ["another CA", "another server name"])
+@pytest.mark.parametrize("failure_mode", [FailureMode.CLOSED, FailureMode.OPEN])
+async def test_a_client_whose_tls_handshake_fails_gets_a_tls_error_never_a_decision(
+    tls_cluster: Cluster, mismatch: str, failure_mode: FailureMode
 ) -> None:
-    options: dict[str, Any] = {"token": tls_cluster.tokens["check"], "deadline": 1.0}
+    options: dict[str, Any] = {"token": tls_cluster.tokens["check"], "deadline": 2.0, "failure_mode": failure_mode}
     if mismatch == "another CA":
         # A second `quorate certs init`: its node certificates name 127.0.0.1 too, but the cluster's do not chain
         # to its CA.
         options["ca_cert"] = tls_cluster.other_pki("ca.pem")
-    elif mismatch == "another server name":
+    else:
         options |= {"ca_cert": tls_cluster.pki("ca.pem"), "tls_server_name": "quorate-9.internal"}
     key = fresh()
     with anyio.fail_after(10):  # a hang fails the test instead of stalling the run
         async with AsyncClient(tls_cluster.endpoints, **options) as client:
             start = time.monotonic()
+            with pytest.raises(TlsError) as raised:
+                await client.check(key)
+            elapsed = time.monotonic() - start
+    # Final at the first node: neither retried until the deadline nor admitted by the open failure mode.
+    assert elapsed < 1.5, elapsed
+    expected = "handshake failed" if mismatch == "another CA" else "hostname verification"
+    assert expected in raised.value.details.lower(), raised.value.details
+    assert await remaining(tls_cluster, key) == FREE_LIMIT
+
+
+async def test_a_plaintext_client_on_a_tls_cluster_gets_unavailable_within_its_deadline(tls_cluster: Cluster) -> None:
+    # gRPC reports only "Socket closed": indistinguishable from a node closing connections, so not a TlsError.
+    key = fresh()
+    with anyio.fail_after(10):
+        async with AsyncClient(tls_cluster.endpoints, token=tls_cluster.tokens["check"], deadline=1.0) as client:
+            start = time.monotonic()
             with pytest.raises(Unavailable) as raised:
                 await client.check(key)
             elapsed = time.monotonic() - start
-    # No connection was made: every attempt failed before sending, until the deadline.
     assert 1.0 <= elapsed < 3.0, elapsed
     assert raised.value.attempts >= 3 and "not connected" in raised.value.last
     assert await remaining(tls_cluster, key) == FREE_LIMIT

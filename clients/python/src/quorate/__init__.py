@@ -51,6 +51,7 @@ from .errors import (
     ResourceExhausted,
     RpcError,
     Timeout,
+    TlsError,
     Unauthenticated,
     Unavailable,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "RpcError",
     "Source",
     "Timeout",
+    "TlsError",
     "Unauthenticated",
     "Unavailable",
 ]

@@ -83,4 +83,27 @@ async def wait_connected(channel: grpc.aio.Channel, timeout: float) -> grpc.Chan
     return state
 
 
-__all__ = ["CHANNEL_OPTIONS", "NodeChannel", "open_channel", "wait_connected"]
+#: What gRPC's connection errors say when the TLS handshake failed rather than the network: a certificate that
+#: does not chain to the trusted CA ("Tls handshake failed ... certificate signature failure") or does not name
+#: the host ("Hostname Verification Check failed").
+_TLS_FAILURES = ("handshake failed", "hostname verification", "certificate verify failed")
+
+
+async def handshake_failure(channel: grpc.aio.Channel, timeout: float) -> str | None:
+    """Why ``channel``'s last connection attempt failed, if it was the TLS handshake; ``None`` otherwise.
+
+    Call it on a channel in ``TRANSIENT_FAILURE``: a call on such a channel fails at once, without being sent,
+    with the last connection error in its details (the connectivity state alone does not say why).
+    """
+    # Bytes in and out: nothing is sent anyway.
+    probe: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/grpc.health.v1.Health/Check")
+    try:
+        await probe(b"", timeout=timeout)
+    except grpc.aio.AioRpcError as error:
+        details = error.details() or ""
+        if any(marker in details.lower() for marker in _TLS_FAILURES):
+            return details
+    return None
+
+
+__all__ = ["CHANNEL_OPTIONS", "NodeChannel", "handshake_failure", "open_channel", "wait_connected"]

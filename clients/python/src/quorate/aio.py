@@ -25,7 +25,7 @@ import grpc
 import grpc.aio
 
 from . import _retry
-from ._channel import NodeChannel, open_channel, wait_connected
+from ._channel import NodeChannel, handshake_failure, open_channel, wait_connected
 from ._leases import RETURN_INTERVAL, Leases
 from ._proto.quorate.v1 import admin_pb2
 from ._proto.quorate.v1 import rate_limiter_pb2 as pb
@@ -52,6 +52,7 @@ from .errors import (
     QuorateError,
     RpcError,
     Timeout,
+    TlsError,
     Unavailable,
     from_status,
     status_code,
@@ -59,6 +60,9 @@ from .errors import (
 from .fallback import LocalLimiter
 
 log = logging.getLogger("quorate")
+
+#: Seconds a probe may take to learn why a TLS channel failed to connect (it fails at once, unsent).
+_HANDSHAKE_PROBE = 0.25
 
 T = TypeVar("T")
 
@@ -522,6 +526,10 @@ class AsyncClient:
             if state != grpc.ChannelConnectivity.READY:
                 failure = Failure.NOT_SENT
                 last = f"{url}: not connected ({state.name.lower()})"
+                if state == grpc.ChannelConnectivity.TRANSIENT_FAILURE and settings.tls:
+                    handshake = await handshake_failure(node.channel, min(_HANDSHAKE_PROBE, budget))
+                    if handshake is not None:
+                        raise TlsError(url, handshake)
             else:
                 try:
                     answer = await attempt(node, budget)

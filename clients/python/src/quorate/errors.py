@@ -47,6 +47,24 @@ class Unavailable(QuorateError):
         self.last = last
 
 
+class TlsError(QuorateError):
+    """Raised when the TLS handshake with a node failed: the client does not trust the node's certificate
+    (another CA, or a name the certificate does not carry).
+
+    Final: not retried on other nodes (they share the cluster's CA and would fail the same way) and never turned
+    into a decision by a failure mode — a misconfigured client must not admit traffic as if the cluster were
+    down. A plaintext client on a TLS node cannot be told apart from a node that closes connections (gRPC says
+    only "Socket closed"): that stays :class:`Unavailable`.
+    """
+
+    def __init__(self, endpoint: str, details: str) -> None:
+        super().__init__(f"TLS handshake with {endpoint} failed: {details}")
+        #: The node's endpoint.
+        self.endpoint = endpoint
+        #: What gRPC said of the handshake.
+        self.details = details
+
+
 class Timeout(QuorateError):
     """Raised when a call timed out after it was sent and was not retried because it may have been applied.
 
@@ -165,6 +183,7 @@ __all__ = [
     "ResourceExhausted",
     "RpcError",
     "Timeout",
+    "TlsError",
     "Unauthenticated",
     "Unavailable",
     "from_status",
