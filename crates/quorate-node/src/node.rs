@@ -116,6 +116,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
     let Verified { log_store, state_machine } = open_verified(&config.data_dir, &db, io, config.table, metrics.clone())
         .map_err(|e| match e {
             OpenError::Storage(e) => storage_error(Box::new(e)),
+            e @ OpenError::Snapshot { .. } => storage_error(Box::new(e)),
             OpenError::Damaged(damage) => {
                 NodeError::Damaged { id: config.id, path: config.data_dir.clone(), problem: damage.to_string() }
             }

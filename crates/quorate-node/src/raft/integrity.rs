@@ -18,7 +18,7 @@ use quorate_core::TableConfig;
 
 use super::log_store::SledLogStore;
 use super::snapshot_file::{SnapshotFile, SnapshotFileError};
-use super::state_machine::StateMachineStore;
+use super::state_machine::{RestoreError, StateMachineStore, restore_snapshot};
 use super::typ::{StorageError, Vote};
 use super::watermark::{Mark, Watermark, WatermarkError};
 use crate::io::IoMode;
@@ -109,6 +109,15 @@ pub(crate) enum OpenError {
     /// The directory is damaged or went back in time.
     #[error(transparent)]
     Damaged(#[from] Damage),
+    /// The snapshot file passes its checksum but does not restore: written by a newer build (a downgrade), or
+    /// damaged in a way the checksum missed.
+    #[error("{}: the snapshot does not restore: {source}", path.display())]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// Why it does not restore.
+        source: RestoreError,
+    },
 }
 
 /// The stores of a data directory whose integrity was checked.
@@ -142,7 +151,11 @@ pub(crate) fn open_verified(
         IoMode::Background => SledLogStore::open(db, watermark.clone(), metrics.clone())?,
         IoMode::Inline => SledLogStore::open_inline(db, watermark.clone())?,
     };
-    let state_machine = StateMachineStore::open(db, file.clone(), snapshot, table, io)?.with_metrics(metrics);
+    let restored = snapshot
+        .map(|stored| restore_snapshot(&stored.data, table))
+        .transpose()
+        .map_err(|source| OpenError::Snapshot { path: file.path(), source })?;
+    let state_machine = StateMachineStore::open(db, file.clone(), restored, table, io)?.with_metrics(metrics);
     let covered = state_machine.replica().last_applied.map(|id| id.index);
 
     let db_path = dir.join("db");

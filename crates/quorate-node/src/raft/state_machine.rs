@@ -36,29 +36,28 @@ pub(crate) struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    /// Opens the state machine on `db`, restoring `snapshot` (the verified contents of `file`) or, without one,
-    /// the snapshot an older build kept in sled.
+    /// Opens the state machine on `db` with `restored` (the replica of the snapshot in `file`, restored by the
+    /// caller) or, without one, the snapshot an older build kept in sled.
     ///
     /// # Errors
     ///
-    /// If sled fails or the snapshot cannot be decoded.
+    /// If sled fails or the legacy snapshot cannot be decoded.
     pub(crate) fn open(
         db: &sled::Db,
         file: SnapshotFile,
-        snapshot: Option<StoredSnapshot>,
+        restored: Option<Replica>,
         table_config: TableConfig,
         io: IoMode,
     ) -> Result<Self, StorageError> {
         let tree = db.open_tree("sm").map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let snapshot = match snapshot {
-            Some(snapshot) => Some(snapshot),
-            None => read_legacy(&tree)?,
-        };
-        let replica = match snapshot {
-            Some(stored) => {
-                restore_snapshot(&stored.data, table_config).map_err(|e| StorageIOError::read_state_machine(&e))?
-            }
-            None => Replica::new(table_config),
+        let replica = match restored {
+            Some(replica) => replica,
+            None => match read_legacy(&tree)? {
+                Some(stored) => {
+                    restore_snapshot(&stored.data, table_config).map_err(|e| StorageIOError::read_state_machine(&e))?
+                }
+                None => Replica::new(table_config),
+            },
         };
         let metrics = Arc::new(NodeMetrics::default());
         Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, file, table_config, io, metrics })
@@ -113,7 +112,7 @@ fn read_legacy(tree: &sled::Tree) -> Result<Option<StoredSnapshot>, StorageError
 
 /// A snapshot's data could not become a replica.
 #[derive(Debug, thiserror::Error)]
-enum RestoreError {
+pub(crate) enum RestoreError {
     /// The data is not an encoded [`ReplicaSnapshot`].
     #[error("the snapshot does not decode: {0}")]
     Decode(#[from] codec::CodecError),
@@ -127,7 +126,7 @@ enum RestoreError {
 /// # Errors
 ///
 /// [`RestoreError`] if the data does not decode or describes no valid replica.
-fn restore_snapshot(data: &[u8], table_config: TableConfig) -> Result<Replica, RestoreError> {
+pub(crate) fn restore_snapshot(data: &[u8], table_config: TableConfig) -> Result<Replica, RestoreError> {
     let snapshot: ReplicaSnapshot = codec::decode(data)?;
     Ok(Replica::restore(table_config, snapshot)?)
 }
