@@ -190,18 +190,9 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with a custom snapshot interval and check deadline (e.g. `"300ms"`).
     pub fn start_custom(n: u64, snapshot_every: u64, check_deadline: &'static str) -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
-        let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
-        let mut cluster = Cluster {
-            dir,
-            ports,
-            nodes: BTreeMap::new(),
-            snapshot_every,
-            check_deadline,
-            wrappers: BTreeMap::new(),
-            default_raft: false,
-        };
+        let mut cluster = Cluster::prepare(n);
+        cluster.snapshot_every = snapshot_every;
+        cluster.check_deadline = check_deadline;
         cluster.start_nodes(n);
         cluster
     }
@@ -209,18 +200,8 @@ impl Cluster {
     /// Like [`Cluster::start`], with the default Raft timings of a config file without `[raft]` (heartbeat
     /// 50 ms, elections 150-300 ms): for measuring what a deployment sees.
     pub fn start_with_default_raft(n: u64) -> Self {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
-        let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
-        let mut cluster = Cluster {
-            dir,
-            ports,
-            nodes: BTreeMap::new(),
-            snapshot_every: 20_000,
-            check_deadline: "2s",
-            wrappers: BTreeMap::new(),
-            default_raft: true,
-        };
+        let mut cluster = Cluster::prepare(n);
+        cluster.default_raft = true;
         cluster.start_nodes(n);
         cluster
     }
@@ -229,21 +210,25 @@ impl Cluster {
     /// the quorate command and `{data}` its data directory (e.g. to run it on a small tmpfs in a mount namespace
     /// of its own).
     pub fn start_wrapped(n: u64, id: u64, script: &str) -> Self {
+        let mut cluster = Cluster::prepare(n);
+        cluster.wrappers.insert(id, script.to_owned());
+        cluster.start_nodes(n);
+        cluster
+    }
+
+    /// A cluster of `n` nodes with the default settings and [`TEST_POLICIES`], not started yet.
+    fn prepare(n: u64) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("policies.toml"), TEST_POLICIES).expect("writing policies");
-        let ports: BTreeMap<u64, Ports> = (1..=n).map(|id| (id, Ports::free())).collect();
-        let wrappers = BTreeMap::from([(id, script.to_owned())]);
-        let mut cluster = Cluster {
+        Cluster {
             dir,
-            ports,
+            ports: (1..=n).map(|id| (id, Ports::free())).collect(),
             nodes: BTreeMap::new(),
             snapshot_every: 20_000,
             check_deadline: "2s",
-            wrappers,
+            wrappers: BTreeMap::new(),
             default_raft: false,
-        };
-        cluster.start_nodes(n);
-        cluster
+        }
     }
 
     fn start_nodes(&mut self, n: u64) {
