@@ -56,8 +56,26 @@ const META_TREE: &str = "meta";
 ///
 /// If the directory cannot be created or opened, or another process holds the database.
 pub(crate) fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None).open()
+    let config = sled::Config::new().path(dir).cache_capacity(cache_bytes).flush_every_ms(None);
+    // sled releases its directory lock only when its IO threads let go of the file, a moment after the last
+    // handle is dropped: a database reopened in the same process (a node restarted in a test or the simulation)
+    // can find it still locked. Another process holding it still fails, after LOCK_WAIT.
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            // sled 0.34 (pinned) reports it as ErrorKind::Other with this message.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
 }
+
+/// How long [`open_db`] waits for a lock that this process's dropped handles may still hold.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The typed keys of the `meta` tree: each names its sled key, the type stored there and the error subject.
 mod meta {

@@ -190,3 +190,22 @@ async fn a_purge_larger_than_a_chunk_completes_between_appends() -> anyhow::Resu
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+#[test]
+fn reopening_waits_for_a_lock_this_process_is_about_to_release() -> anyhow::Result<()> {
+    let dir = TempDir::new()?;
+    let held = open_db(dir.path(), CACHE_BYTES)?;
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(held);
+    });
+    let reopened = open_db(dir.path(), CACHE_BYTES);
+    release.join().map_err(|_| anyhow::anyhow!("the releasing thread panicked"))?;
+    reopened?;
+
+    // A lock that stays taken is still an error, after the wait.
+    let _held = open_db(dir.path(), CACHE_BYTES)?;
+    let error = open_db(dir.path(), CACHE_BYTES).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("could not acquire lock"), "{error}");
+    Ok(())
+}
