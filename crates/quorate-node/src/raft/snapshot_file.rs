@@ -13,12 +13,13 @@
 //! snapshot or the new one, never a mix.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec;
+use super::codec::{self, CodecError};
 use super::typ::SnapshotMeta;
 
 /// What every snapshot file starts with.
@@ -28,9 +29,24 @@ const HEADER_LEN: usize = 4 + 8 + 4;
 /// The file's name in the data directory.
 pub(crate) const FILE_NAME: &str = "snapshot.qrs";
 /// How much of a snapshot is written before it is synced: bounds the dirty data a Raft log sync can wait for.
-const SYNC_EVERY: usize = 4 << 20;
+const SYNC_EVERY: usize = 1 << 20;
 /// Where a new snapshot is written before it replaces the old one.
 const TEMP_NAME: &str = "snapshot.qrs.tmp";
+/// A second name the old snapshot keeps while it is shrunk away after being replaced.
+const RETIRED_NAME: &str = "snapshot.qrs.retired";
+/// How much of a retired snapshot one step of [`Pace::Yielding`] frees.
+const SHRINK_STEP: u64 = 16 << 20;
+
+/// How fast a snapshot goes to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// As fast as the disk takes it: something waits for this snapshot (one installed from the leader).
+    Full,
+    /// Leaving the disk idle after each synced chunk for as long as that chunk took, so the Raft log's syncs
+    /// find a short queue, and freeing the replaced snapshot's blocks a step at a time: for snapshots this node
+    /// builds, which nothing waits for.
+    Yielding,
+}
 
 /// A snapshot as stored: its metadata and the encoded [`ReplicaSnapshot`](super::replica::ReplicaSnapshot).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,14 +141,37 @@ impl SnapshotFile {
     ///
     /// [`SnapshotFileError`] if encoding, writing, syncing or renaming fails; the old snapshot is then still in
     /// place.
-    pub(crate) fn write(&self, snapshot: &StoredSnapshot) -> Result<(), SnapshotFileError> {
-        let codec_err = |source| SnapshotFileError::Codec { path: self.path(), source };
-        let meta = codec::encode(&snapshot.meta).map_err(codec_err)?;
+    pub(crate) fn write(&self, snapshot: &StoredSnapshot, pace: Pace) -> Result<(), SnapshotFileError> {
+        self.write_encoded(&snapshot.meta, pace, |out| Ok(out.write_all(&snapshot.data)?)).map(|_| ())
+    }
+
+    /// Replaces the snapshot with one whose data `encode` writes, durably, and returns the data's length. The data
+    /// streams to the disk a chunk at a time ([`SYNC_EVERY`]) as it is encoded, so a snapshot never needs its
+    /// size in memory (half a gigabyte for a million sliding-window keys).
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotFileError`] if `encode`, writing, syncing or renaming fails; the old snapshot is then still in
+    /// place.
+    pub(crate) fn write_encoded<F>(&self, meta: &SnapshotMeta, pace: Pace, encode: F) -> Result<u64, SnapshotFileError>
+    where
+        F: FnOnce(&mut PayloadWriter) -> Result<(), CodecError>,
+    {
+        let meta = codec::encode(meta).map_err(|source| SnapshotFileError::Codec { path: self.path(), source })?;
         let meta_len = u32::try_from(meta.len()).map_err(|_| SnapshotFileError::Malformed {
             path: self.path(),
             problem: "metadata over 4 GiB".to_owned(),
         })?;
-        self.write_payload(&[&meta_len.to_le_bytes(), &meta, &snapshot.data])
+        let mut data_len = 0;
+        self.write_payload_with(pace, |out| {
+            out.write_all(&meta_len.to_le_bytes())?;
+            out.write_all(&meta)?;
+            let before = out.written;
+            encode(out)?;
+            data_len = out.written - before;
+            Ok(())
+        })?;
+        Ok(data_len)
     }
 
     /// Reads and verifies the payload; `None` when there is no snapshot file.
@@ -169,32 +208,90 @@ impl SnapshotFile {
     }
 
     /// Replaces the file's payload (the concatenation of `parts`), through a synced temporary file and a rename.
-    fn write_payload(&self, parts: &[&[u8]]) -> Result<(), SnapshotFileError> {
+    #[cfg(test)]
+    fn write_payload(&self, parts: &[&[u8]], pace: Pace) -> Result<(), SnapshotFileError> {
+        self.write_payload_with(pace, |out| {
+            for part in parts {
+                out.write_all(part)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces the file's payload with what `fill` writes, through a synced temporary file and a rename.
+    fn write_payload_with<F>(&self, pace: Pace, fill: F) -> Result<(), SnapshotFileError>
+    where
+        F: FnOnce(&mut PayloadWriter) -> Result<(), CodecError>,
+    {
         let temp = self.dir.join(TEMP_NAME);
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SnapshotFileError::Io { path, source }
         };
         let mut file = File::create(&temp).map_err(io_err(&temp))?;
-        file.write_all(&header(parts)).map_err(io_err(&temp))?;
-        // Synced every SYNC_EVERY bytes: on ext4 a sync of the Raft log (sled's file) also waits for the dirty
-        // data of other files written meanwhile, so half a gigabyte of snapshot written in one go held every
-        // commit up for the length of its write-back (p999 of checks 338 ms during snapshots of 1M keys).
-        for part in parts {
-            for chunk in part.chunks(SYNC_EVERY) {
-                file.write_all(chunk).map_err(io_err(&temp))?;
-                file.sync_data().map_err(io_err(&temp))?;
-            }
+        // The header (length, checksum) is known at the end: a placeholder until then.
+        file.write_all(&[0u8; HEADER_LEN]).map_err(io_err(&temp))?;
+        let mut out = PayloadWriter {
+            file,
+            buffer: Vec::with_capacity(SYNC_EVERY),
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+            pace,
+        };
+        let filled = fill(&mut out).and_then(|()| Ok(out.write_chunk()?));
+        if let Err(error) = filled {
+            return Err(match *error {
+                bincode::ErrorKind::Io(source) => SnapshotFileError::Io { path: temp, source },
+                other => SnapshotFileError::Codec { path: self.path(), source: Box::new(other) },
+            });
         }
+        let PayloadWriter { mut file, crc, written, .. } = out;
+        file.seek(SeekFrom::Start(0)).map_err(io_err(&temp))?;
+        file.write_all(&header_of(written, crc.finalize())).map_err(io_err(&temp))?;
         file.sync_all().map_err(io_err(&temp))?;
         drop(file);
         let path = self.path();
+        // Renaming over the old snapshot would free its blocks in one go, and on ext4 freeing half a gigabyte
+        // holds up the journal commit every Raft log sync waits for (a 90-100 ms stall of checks at the end of
+        // each snapshot of a million keys). So the old file keeps a second name and is shrunk in steps after.
+        let retired = self.dir.join(RETIRED_NAME);
+        if retired.exists() {
+            shrink_away(&retired); // left by a crash
+        }
+        let keep_old = pace == Pace::Yielding && fs::hard_link(&path, &retired).is_ok();
         fs::rename(&temp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.dir).map_err(io_err(&self.dir))
+        sync_dir(&self.dir).map_err(io_err(&self.dir))?;
+        if keep_old {
+            shrink_away(&retired);
+        }
+        Ok(())
+    }
+}
+
+/// Frees a file's blocks a step at a time, pausing between steps, then removes it; best effort (a leftover is
+/// removed at the next snapshot).
+fn shrink_away(path: &Path) {
+    let shrink = || -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        let mut len = file.metadata()?.len();
+        while len > 0 {
+            let started = Instant::now();
+            len = len.saturating_sub(SHRINK_STEP);
+            file.set_len(len)?;
+            std::thread::sleep(started.elapsed().max(std::time::Duration::from_millis(1)));
+        }
+        drop(file);
+        fs::remove_file(path)
+    };
+    if let Err(error) = shrink()
+        && error.kind() != io::ErrorKind::NotFound
+    {
+        tracing::debug!(path = %path.display(), %error, "could not remove the replaced snapshot");
     }
 }
 
 /// The header of a file whose payload is the concatenation of `parts`.
+#[cfg(test)]
 pub(super) fn header(parts: &[&[u8]]) -> [u8; HEADER_LEN] {
     let mut crc = crc32fast::Hasher::new();
     let mut len = 0u64;
@@ -202,11 +299,66 @@ pub(super) fn header(parts: &[&[u8]]) -> [u8; HEADER_LEN] {
         crc.update(part);
         len += part.len() as u64;
     }
+    header_of(len, crc.finalize())
+}
+
+/// The header of a file whose payload is `len` bytes with CRC-32 `crc`.
+fn header_of(len: u64, crc: u32) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..4].copy_from_slice(&MAGIC);
     header[4..12].copy_from_slice(&len.to_le_bytes());
-    header[12..].copy_from_slice(&crc.finalize().to_le_bytes());
+    header[12..].copy_from_slice(&crc.to_le_bytes());
     header
+}
+
+/// Where a snapshot's payload goes while it is written: a chunk at a time to the temporary file, each chunk
+/// checksummed, written, synced and, under [`Pace::Yielding`], followed by as long a pause. On ext4 a sync of
+/// the Raft log (sled's file) also waits for the dirty data of other files written meanwhile, so half a gigabyte
+/// of snapshot written in one go held every commit up for the length of its write-back (p999 of checks 338 ms
+/// during snapshots of 1M keys).
+#[derive(Debug)]
+pub(crate) struct PayloadWriter {
+    file: File,
+    buffer: Vec<u8>,
+    crc: crc32fast::Hasher,
+    written: u64,
+    pace: Pace,
+}
+
+impl PayloadWriter {
+    /// Writes out and syncs what is buffered.
+    fn write_chunk(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.crc.update(&self.buffer);
+        self.file.write_all(&self.buffer)?;
+        self.file.sync_data()?;
+        self.buffer.clear();
+        if self.pace == Pace::Yielding {
+            std::thread::sleep(started.elapsed());
+        }
+        Ok(())
+    }
+}
+
+impl Write for PayloadWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let room = SYNC_EVERY - self.buffer.len();
+        let taken = bytes.len().min(room);
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        self.written += taken as u64;
+        if self.buffer.len() == SYNC_EVERY {
+            self.write_chunk()?;
+        }
+        Ok(taken)
+    }
+
+    /// Does nothing: chunks are written when full and at the end, never partly.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Makes a rename in `dir` durable.
@@ -227,10 +379,42 @@ mod tests {
         let dir = TempDir::new()?;
         let file = SnapshotFile::new(dir.path());
         assert_eq!(file.read_payload()?, None);
-        file.write_payload(&[b"first"])?;
-        file.write_payload(&[b"second ", b"snapshot"])?;
+        file.write_payload(&[b"first"], Pace::Full)?;
+        file.write_payload(&[b"second ", b"snapshot"], Pace::Full)?;
         assert_eq!(file.read_payload()?.as_deref(), Some(&b"second snapshot"[..]));
         assert!(!dir.path().join(TEMP_NAME).exists());
+        Ok(())
+    }
+
+    #[test]
+    fn an_encoded_snapshot_streams_to_the_file_and_reads_back() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        let data: Vec<u64> = (0..400_000).collect(); // 3.2 MB encoded: several chunks
+        let meta = crate::fuzzing::samples::snapshot_meta();
+        let len = file.write_encoded(&meta, Pace::Full, |out| codec::encode_into(out, &data))?;
+        let stored = file.read()?.ok_or_else(|| anyhow::anyhow!("no snapshot"))?;
+        assert_eq!(stored.data, codec::encode(&data)?);
+        assert_eq!(len, stored.data.len() as u64);
+        assert_eq!(stored.meta, meta);
+        Ok(())
+    }
+
+    #[test]
+    fn a_yielding_write_replaces_the_old_file_and_shrinks_it_away() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        let big = vec![3u8; 40 << 20]; // more than two shrink steps
+        file.write_payload(&[&big], Pace::Yielding)?;
+        let old = fs::metadata(file.path())?;
+        // A crash once left a retired file behind: it goes too.
+        fs::write(dir.path().join(RETIRED_NAME), b"left by a crash")?;
+        file.write_payload(&[b"newer"], Pace::Yielding)?;
+        assert_eq!(file.read_payload()?.as_deref(), Some(&b"newer"[..]));
+        assert!(old.len() > 40 << 20);
+        assert!(!dir.path().join(RETIRED_NAME).exists());
+        assert!(!dir.path().join(TEMP_NAME).exists());
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1, "only snapshot.qrs is left");
         Ok(())
     }
 
@@ -238,7 +422,7 @@ mod tests {
     fn garbage_in_the_payload_fails_the_checksum() -> anyhow::Result<()> {
         let dir = TempDir::new()?;
         let file = SnapshotFile::new(dir.path());
-        file.write_payload(&[&vec![7u8; 64 * 1024]])?;
+        file.write_payload(&[&vec![7u8; 64 * 1024]], Pace::Full)?;
         let mut raw = OpenOptions::new().write(true).open(file.path())?;
         raw.seek(SeekFrom::Start(8 * 1024))?;
         raw.write_all(&[0xAB; 4096])?;
@@ -251,7 +435,7 @@ mod tests {
     fn a_truncated_or_foreign_file_is_named_as_such() -> anyhow::Result<()> {
         let dir = TempDir::new()?;
         let file = SnapshotFile::new(dir.path());
-        file.write_payload(&[&[1u8; 1000]])?;
+        file.write_payload(&[&[1u8; 1000]], Pace::Full)?;
         OpenOptions::new().write(true).open(file.path())?.set_len(600)?;
         let error = file.read_payload().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(error.contains("truncated"), "{error}");

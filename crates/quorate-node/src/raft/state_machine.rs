@@ -6,14 +6,15 @@
 //! Snapshots are built from a clone taken under the lock and encoded off the async threads.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::replica::{Replica, ReplicaSnapshot};
-use super::snapshot_file::{SnapshotFile, StoredSnapshot};
+use super::snapshot_file::{Pace, SnapshotFile, StoredSnapshot};
 use super::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 use super::{TypeConfig, codec};
 use crate::command::EntryResponse;
-use crate::io::{IoMode, background, blocking};
+use crate::io::{IoMode, Priority, background, blocking};
 use crate::metrics::NodeMetrics;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
@@ -22,6 +23,10 @@ use quorate_core::TableConfig;
 /// Where builds before snapshot files kept the snapshot (tree `sm`): read when there is no file yet, removed
 /// once a file replaces it.
 const LEGACY_SNAPSHOT_KEY: &[u8] = b"snapshot";
+
+/// A snapshot built at idle priority that took longer than this was starved (the node had no spare CPU): the
+/// next one is built at [`Priority::Low`], which takes its share of a contended core, so the log is purged.
+const STARVED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The state machine store handed to openraft; cheap to clone, all clones share the replica.
 #[derive(Debug, Clone)]
@@ -33,6 +38,8 @@ pub(crate) struct StateMachineStore {
     table_config: TableConfig,
     io: IoMode,
     metrics: Arc<NodeMetrics>,
+    /// Whether the last snapshot took longer than [`STARVED_AFTER`] (shared by the clones).
+    starved: Arc<AtomicBool>,
 }
 
 impl StateMachineStore {
@@ -60,7 +67,15 @@ impl StateMachineStore {
             },
         };
         let metrics = Arc::new(NodeMetrics::default());
-        Ok(StateMachineStore { replica: Arc::new(Mutex::new(replica)), tree, file, table_config, io, metrics })
+        Ok(StateMachineStore {
+            replica: Arc::new(Mutex::new(replica)),
+            tree,
+            file,
+            table_config,
+            io,
+            metrics,
+            starved: Arc::default(),
+        })
     }
 
     /// Counts the snapshots it builds in `metrics`.
@@ -83,22 +98,27 @@ impl StateMachineStore {
         }
     }
 
-    /// Writes `stored` to the snapshot file, durably, and gives it back; on a low-priority thread when `urgent`
-    /// is false (a snapshot this node built: nothing waits for it).
-    async fn persist(&self, stored: StoredSnapshot, urgent: bool) -> Result<StoredSnapshot, StorageError> {
+    /// How a snapshot this node builds goes to the disk: yielding to the Raft log's syncs, except under
+    /// simulation (IO runs inline there, on simulated time).
+    fn background_pace(&self) -> Pace {
+        match self.io {
+            IoMode::Background => Pace::Yielding,
+            IoMode::Inline => Pace::Full,
+        }
+    }
+
+    /// Writes a snapshot received from the leader to the snapshot file, durably and at full speed (this follower
+    /// applies nothing until it is installed).
+    async fn persist_received(&self, stored: StoredSnapshot) -> Result<(), StorageError> {
         let (file, tree) = (self.file.clone(), self.tree.clone());
         let signature = Some(stored.meta.signature());
         let sig = signature.clone();
-        let write = move || -> Result<StoredSnapshot, StorageError> {
-            file.write(&stored).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            // The file supersedes what an older build kept in sled; not flushed (the file is read first).
+        let write = move || -> Result<(), StorageError> {
+            file.write(&stored, Pace::Full).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
             tree.remove(LEGACY_SNAPSHOT_KEY).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            Ok(stored)
+            Ok(())
         };
-        match urgent {
-            true => blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?,
-            false => background(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?,
-        }
+        blocking(self.io, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?
     }
 }
 
@@ -133,40 +153,62 @@ pub(crate) fn restore_snapshot(data: &[u8], table_config: TableConfig) -> Result
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        // Clone under the lock — copy-on-write pages, so microseconds even for a million keys, and checks never
-        // wait for a snapshot — then sort and encode from the clone off the async threads, borrowing its keys.
+        // Clone under the lock — copy-on-write pages, so milliseconds even for a million keys, and checks never
+        // wait for a snapshot — then encode from the clone, borrowing its keys, straight into the file a chunk at
+        // a time, on a low-priority thread: no copy of the snapshot's size is ever in memory.
         let started = std::time::Instant::now();
         let replica = self.replica().clone();
         let cloned = started.elapsed();
-        let encode = move || -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
-            let data = codec::encode(&replica.snapshot_view()).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-            // Deterministic id: the same log position gives the same snapshot on every replica.
-            let snapshot_id = match replica.last_applied {
-                Some(id) => format!("{}-{}-{}", id.leader_id.term, id.leader_id.node_id, id.index),
-                None => "empty".to_owned(),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: replica.last_applied,
-                last_membership: replica.membership.clone(),
-                snapshot_id,
-            };
-            Ok((meta, data))
+        // Deterministic id: the same log position gives the same snapshot on every replica.
+        let snapshot_id = match replica.last_applied {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.leader_id.node_id, id.index),
+            None => "empty".to_owned(),
         };
-        let (meta, data) =
-            background(self.io, encode).await.map_err(|e| StorageIOError::write_snapshot(None, &e))??;
-        let encoded = started.elapsed();
-        let StoredSnapshot { meta, data } = self.persist(StoredSnapshot { meta, data }, false).await?;
+        let meta = SnapshotMeta {
+            last_log_id: replica.last_applied,
+            last_membership: replica.membership.clone(),
+            snapshot_id,
+        };
+        let (file, tree) = (self.file.clone(), self.tree.clone());
+        let signature = Some(meta.signature());
+        let sig = signature.clone();
+        let pace = self.background_pace();
+        let write = move || -> Result<(SnapshotMeta, u64), StorageError> {
+            let bytes = file
+                .write_encoded(&meta, pace, |out| codec::encode_into(out, &replica.snapshot_view()))
+                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            // The file supersedes what an older build kept in sled; not flushed (the file is read first).
+            tree.remove(LEGACY_SNAPSHOT_KEY).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            Ok((meta, bytes))
+        };
+        let priority = match self.starved.load(Ordering::Relaxed) {
+            true => Priority::Low,
+            false => Priority::Idle,
+        };
+        let (meta, bytes) =
+            background(self.io, priority, write).await.map_err(|e| StorageIOError::write_snapshot(signature, &e))??;
+        let took = started.elapsed();
+        if took > STARVED_AFTER {
+            tracing::warn!(
+                took_s = took.as_secs_f64(),
+                ?priority,
+                "a snapshot took over {STARVED_AFTER:?}: the node has little spare CPU; the next one is built at a \
+                 higher priority"
+            );
+        }
+        self.starved.store(took > STARVED_AFTER, Ordering::Relaxed);
         tracing::info!(
             snapshot = %meta.snapshot_id,
-            bytes = data.len(),
+            bytes,
             clone_ms = cloned.as_secs_f64() * 1e3,
-            encode_ms = (encoded - cloned).as_secs_f64() * 1e3,
-            write_ms = (started.elapsed() - encoded).as_secs_f64() * 1e3,
+            encode_and_write_ms = (started.elapsed() - cloned).as_secs_f64() * 1e3,
             "built snapshot"
         );
-        self.metrics.snapshots_built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.metrics.snapshot_bytes.observe(data.len() as f64);
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        self.metrics.snapshots_built.fetch_add(1, Ordering::Relaxed);
+        self.metrics.snapshot_bytes.observe(bytes as f64);
+        // Without its data: openraft 0.9 keeps only the metadata of a snapshot it has built (sm/worker.rs), and
+        // reads the file through `get_current_snapshot` when a follower needs it.
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(Vec::new())) })
     }
 }
 
@@ -216,8 +258,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let restored = restore_snapshot(&data, self.table_config)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        // Urgent: this follower applies nothing until its snapshot is installed.
-        self.persist(StoredSnapshot { meta: meta.clone(), data }, true).await?;
+        self.persist_received(StoredSnapshot { meta: meta.clone(), data }).await?;
         *self.replica() = restored;
         Ok(())
     }

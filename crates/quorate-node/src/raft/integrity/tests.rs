@@ -172,7 +172,7 @@ async fn a_snapshot_that_passes_its_checksum_but_does_not_restore_is_named() -> 
     drop(open(dir.path())?);
     let meta = crate::fuzzing::samples::snapshot_meta();
     let stored = snapshot_file::StoredSnapshot { meta, data: b"QRT\x09 from a newer build".to_vec() };
-    snapshot_file::SnapshotFile::new(dir.path()).write(&stored)?;
+    snapshot_file::SnapshotFile::new(dir.path()).write(&stored, snapshot_file::Pace::Full)?;
     let error = match open(dir.path()) {
         Err(e @ OpenError::Snapshot { .. }) => e.to_string(),
         Err(e) => anyhow::bail!("another error: {e}"),

@@ -36,7 +36,11 @@ fn files() -> Vec<Vec<u8>> {
     snapshots()
         .iter()
         .map(|data| {
-            file.write(&StoredSnapshot { meta: samples::snapshot_meta(), data: data.clone() }).expect("writes");
+            file.write(
+                &StoredSnapshot { meta: samples::snapshot_meta(), data: data.clone() },
+                snapshot_file::Pace::Full,
+            )
+            .expect("writes");
             std::fs::read(file.path()).expect("reads")
         })
         .collect()
