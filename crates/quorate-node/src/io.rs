@@ -78,7 +78,8 @@ fn lower_priority(priority: Priority) {
                 // thread; the call reads nothing else and cannot affect memory.
                 match unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } {
                     0 => Ok(()),
-                    _ => Err(std::io::Error::last_os_error()),
+                    // A sandbox that refuses the policy (seccomp): nice +10 is the next best thing.
+                    _ => rustix::process::nice(10).map(|_| ()).map_err(std::io::Error::from),
                 }
             }
             Priority::Low => rustix::process::nice(10).map(|_| ()).map_err(std::io::Error::from),
@@ -89,4 +90,30 @@ fn lower_priority(priority: Priority) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = priority;
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    #[allow(unsafe_code)]
+    async fn background_threads_run_below_deciding() -> std::io::Result<()> {
+        let policy_and_nice = || {
+            // SAFETY: sched_getscheduler reads the calling thread's policy; pid 0 names it.
+            (unsafe { libc::sched_getscheduler(0) }, rustix::process::getpriority_process(None))
+        };
+        let (idle_policy, idle_nice) = background(IoMode::Background, Priority::Idle, policy_and_nice).await?;
+        let (low_policy, low_nice) = background(IoMode::Background, Priority::Low, policy_and_nice).await?;
+        // A sandbox may refuse SCHED_IDLE; then the thread must at least be niced.
+        assert!(
+            idle_policy == libc::SCHED_IDLE || (idle_policy == libc::SCHED_OTHER && idle_nice? == 10),
+            "policy {idle_policy}"
+        );
+        assert_eq!((low_policy, low_nice?), (libc::SCHED_OTHER, 10));
+        // The caller's own thread is untouched.
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+        Ok(())
+    }
 }
