@@ -209,3 +209,22 @@ fn reopening_waits_for_a_lock_this_process_is_about_to_release() -> anyhow::Resu
     assert!(error.contains("could not acquire lock"), "{error}");
     Ok(())
 }
+
+#[test]
+fn removing_some_entries_stops_at_its_count_or_budget_and_always_progresses() -> anyhow::Result<()> {
+    use std::time::Duration;
+    let dir = TempDir::new()?;
+    let logs = sled::Config::new().path(dir.path()).open()?.open_tree("logs")?;
+    for index in 1..=10u64 {
+        logs.insert(key(index), vec![0u8; 100])?;
+    }
+    let all = ..=key(10);
+    assert_eq!(super::remove_some(&logs, all, 3, Duration::MAX)?, (3, false));
+    // No time at all still removes one, so a purge cannot stall.
+    assert_eq!(super::remove_some(&logs, all, 3, Duration::ZERO)?, (1, false));
+    assert_eq!(logs.first()?.map(|(k, _)| k.to_vec()), Some(key(5).to_vec()));
+    assert_eq!(super::remove_some(&logs, ..=key(8), usize::MAX, Duration::MAX)?, (4, true));
+    assert_eq!(super::remove_some(&logs, ..=key(8), 3, Duration::MAX)?, (0, true));
+    assert_eq!(logs.len(), 2);
+    Ok(())
+}
