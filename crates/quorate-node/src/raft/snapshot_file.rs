@@ -15,12 +15,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
-use super::typ::SnapshotMeta;
+use super::typ::{LogId, SnapshotMeta};
 
 /// What every snapshot file starts with.
 const MAGIC: [u8; 4] = *b"QRTS";
@@ -30,8 +31,11 @@ const HEADER_LEN: usize = 4 + 8 + 4;
 pub(crate) const FILE_NAME: &str = "snapshot.qrs";
 /// How much of a snapshot is written before it is synced: bounds the dirty data a Raft log sync can wait for.
 const SYNC_EVERY: usize = 1 << 20;
-/// Where a new snapshot is written before it replaces the old one.
+/// Where a snapshot this node builds is written before it replaces the old one.
 const TEMP_NAME: &str = "snapshot.qrs.tmp";
+/// Where a snapshot received from the leader is written before it replaces the old one: a build (seconds long at
+/// idle priority) and an install can be under way at once, and each needs a temporary file of its own.
+const RECEIVED_TEMP_NAME: &str = "snapshot.qrs.received.tmp";
 /// A second name the old snapshot keeps while it is shrunk away after being replaced.
 const RETIRED_NAME: &str = "snapshot.qrs.retired";
 /// How much of a retired snapshot one step of [`Pace::Yielding`] frees.
@@ -99,16 +103,19 @@ pub(crate) enum SnapshotFileError {
     },
 }
 
-/// The snapshot file of one data directory.
+/// The snapshot file of one data directory; cheap to clone, clones share the file.
 #[derive(Debug, Clone)]
 pub(crate) struct SnapshotFile {
     dir: PathBuf,
+    /// The last log id of the newest snapshot this process put in place, held while one replaces another, so
+    /// that a snapshot built before a newer one was installed never puts the file back to the older one.
+    newest: Arc<Mutex<Option<Option<LogId>>>>,
 }
 
 impl SnapshotFile {
     /// The snapshot file in `dir` (which need not hold one yet).
     pub(crate) fn new(dir: &Path) -> Self {
-        SnapshotFile { dir: dir.to_path_buf() }
+        SnapshotFile { dir: dir.to_path_buf(), newest: Arc::default() }
     }
 
     /// The file's path, for messages.
@@ -142,28 +149,36 @@ impl SnapshotFile {
     /// [`SnapshotFileError`] if encoding, writing, syncing or renaming fails; the old snapshot is then still in
     /// place.
     pub(crate) fn write(&self, snapshot: &StoredSnapshot, pace: Pace) -> Result<(), SnapshotFileError> {
+        // A newer snapshot already in place (never expected for one received from the leader) stays.
         self.write_encoded(&snapshot.meta, pace, |out| Ok(out.write_all(&snapshot.data)?)).map(|_| ())
     }
 
-    /// Replaces the snapshot with one whose data `encode` writes, durably, and returns the data's length. The data
-    /// streams to the disk a chunk at a time ([`SYNC_EVERY`]) as it is encoded, so a snapshot never needs its
-    /// size in memory (half a gigabyte for a million sliding-window keys).
+    /// Replaces the snapshot with one whose data `encode` writes, durably, and returns the data's length; `None`
+    /// when a newer snapshot was put in place meanwhile, which then stays. The data streams to the disk a chunk at
+    /// a time ([`SYNC_EVERY`]) as it is encoded, so a snapshot never needs its size in memory (half a gigabyte
+    /// for a million sliding-window keys).
     ///
     /// # Errors
     ///
     /// [`SnapshotFileError`] if `encode`, writing, syncing or renaming fails; the old snapshot is then still in
     /// place.
-    pub(crate) fn write_encoded<F>(&self, meta: &SnapshotMeta, pace: Pace, encode: F) -> Result<u64, SnapshotFileError>
+    pub(crate) fn write_encoded<F>(
+        &self,
+        meta: &SnapshotMeta,
+        pace: Pace,
+        encode: F,
+    ) -> Result<Option<u64>, SnapshotFileError>
     where
         F: FnOnce(&mut PayloadWriter) -> Result<(), CodecError>,
     {
+        let position = meta.last_log_id;
         let meta = codec::encode(meta).map_err(|source| SnapshotFileError::Codec { path: self.path(), source })?;
         let meta_len = u32::try_from(meta.len()).map_err(|_| SnapshotFileError::Malformed {
             path: self.path(),
             problem: "metadata over 4 GiB".to_owned(),
         })?;
         let mut data_len = 0;
-        self.write_payload_with(pace, |out| {
+        let placed = self.write_payload_with(pace, position, |out| {
             out.write_all(&meta_len.to_le_bytes())?;
             out.write_all(&meta)?;
             let before = out.written;
@@ -171,7 +186,7 @@ impl SnapshotFile {
             data_len = out.written - before;
             Ok(())
         })?;
-        Ok(data_len)
+        Ok(placed.then_some(data_len))
     }
 
     /// Reads and verifies the payload; `None` when there is no snapshot file.
@@ -210,20 +225,25 @@ impl SnapshotFile {
     /// Replaces the file's payload (the concatenation of `parts`), through a synced temporary file and a rename.
     #[cfg(test)]
     fn write_payload(&self, parts: &[&[u8]], pace: Pace) -> Result<(), SnapshotFileError> {
-        self.write_payload_with(pace, |out| {
+        self.write_payload_with(pace, None, |out| {
             for part in parts {
                 out.write_all(part)?;
             }
             Ok(())
         })
+        .map(|_| ())
     }
 
-    /// Replaces the file's payload with what `fill` writes, through a synced temporary file and a rename.
-    fn write_payload_with<F>(&self, pace: Pace, fill: F) -> Result<(), SnapshotFileError>
+    /// Replaces the file's payload with what `fill` writes, through a synced temporary file and a rename, unless a
+    /// snapshot newer than `position` was put in place meanwhile: returns whether it replaced the file.
+    fn write_payload_with<F>(&self, pace: Pace, position: Option<LogId>, fill: F) -> Result<bool, SnapshotFileError>
     where
         F: FnOnce(&mut PayloadWriter) -> Result<(), CodecError>,
     {
-        let temp = self.dir.join(TEMP_NAME);
+        let temp = self.dir.join(match pace {
+            Pace::Yielding => TEMP_NAME,
+            Pace::Full => RECEIVED_TEMP_NAME,
+        });
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SnapshotFileError::Io { path, source }
@@ -251,6 +271,11 @@ impl SnapshotFile {
         file.sync_all().map_err(io_err(&temp))?;
         drop(file);
         let path = self.path();
+        let mut newest = self.newest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if newest.is_some_and(|newest| position < newest) {
+            fs::remove_file(&temp).map_err(io_err(&temp))?;
+            return Ok(false);
+        }
         // Renaming over the old snapshot would free its blocks in one go, and on ext4 freeing half a gigabyte
         // holds up the journal commit every Raft log sync waits for (a 90-100 ms stall of checks at the end of
         // each snapshot of a million keys). So the old file keeps a second name and is shrunk in steps after.
@@ -261,10 +286,11 @@ impl SnapshotFile {
         let keep_old = pace == Pace::Yielding && fs::hard_link(&path, &retired).is_ok();
         fs::rename(&temp, &path).map_err(io_err(&path))?;
         sync_dir(&self.dir).map_err(io_err(&self.dir))?;
+        *newest = Some(position);
         if keep_old {
             shrink_away(&retired);
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -392,11 +418,28 @@ mod tests {
         let file = SnapshotFile::new(dir.path());
         let data: Vec<u64> = (0..400_000).collect(); // 3.2 MB encoded: several chunks
         let meta = crate::fuzzing::samples::snapshot_meta();
-        let len = file.write_encoded(&meta, Pace::Full, |out| codec::encode_into(out, &data))?;
+        let len = file.write_encoded(&meta, Pace::Full, |out| codec::encode_into(out, &data))?.unwrap_or_default();
         let stored = file.read()?.ok_or_else(|| anyhow::anyhow!("no snapshot"))?;
         assert_eq!(stored.data, codec::encode(&data)?);
         assert_eq!(len, stored.data.len() as u64);
         assert_eq!(stored.meta, meta);
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_built_before_a_newer_one_was_installed_never_replaces_it() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        let newer = crate::fuzzing::samples::snapshot_meta(); // up to 2-1-9
+        let mut older = newer.clone();
+        older.last_log_id = newer.last_log_id.map(|id| openraft::LogId::new(id.leader_id, id.index - 4));
+        // Received from the leader while this node was building `older`, which finishes after it.
+        file.write(&StoredSnapshot { meta: newer.clone(), data: b"newer".to_vec() }, Pace::Full)?;
+        let dropped = file.write_encoded(&older, Pace::Yielding, |out| Ok(out.write_all(b"older")?))?;
+        assert_eq!(dropped, None);
+        let stored = file.read()?.ok_or_else(|| anyhow::anyhow!("no snapshot"))?;
+        assert_eq!((stored.meta, stored.data), (newer, b"newer".to_vec()));
+        assert_eq!(fs::read_dir(dir.path())?.count(), 1, "no temporary file is left");
         Ok(())
     }
 

@@ -176,7 +176,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let signature = Some(meta.signature());
         let sig = signature.clone();
         let pace = self.background_pace();
-        let write = move || -> Result<(SnapshotMeta, u64), StorageError> {
+        let write = move || -> Result<(SnapshotMeta, Option<u64>), StorageError> {
             let bytes = file
                 .write_encoded(&meta, pace, |out| codec::encode_into(out, &replica.snapshot_view()))
                 .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
@@ -200,6 +200,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             );
         }
         self.starved.store(took > STARVED_AFTER, Ordering::Relaxed);
+        let Some(bytes) = bytes else {
+            // openraft ignores a built snapshot older than the one it has (engine `update_snapshot`).
+            tracing::info!(snapshot = %meta.snapshot_id, "built snapshot dropped: a newer one was installed meanwhile");
+            return Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(Vec::new())) });
+        };
         tracing::info!(
             snapshot = %meta.snapshot_id,
             bytes,
