@@ -107,8 +107,9 @@ pub(crate) enum SnapshotFileError {
 #[derive(Debug, Clone)]
 pub(crate) struct SnapshotFile {
     dir: PathBuf,
-    /// The last log id of the newest snapshot this process put in place, held while one replaces another, so
-    /// that a snapshot built before a newer one was installed never puts the file back to the older one.
+    /// The last log id of the newest snapshot this process put in place, held while one replaces another (so
+    /// that a snapshot built before a newer one was installed never puts the file back to the older one) and
+    /// while the file is read (so that a reader never sees the old file shrunk away under it).
     newest: Arc<Mutex<Option<Option<LogId>>>>,
 }
 
@@ -192,7 +193,13 @@ impl SnapshotFile {
     /// Reads and verifies the payload; `None` when there is no snapshot file.
     fn read_payload(&self) -> Result<Option<Vec<u8>>, SnapshotFileError> {
         let path = self.path();
-        let mut bytes = match fs::read(&path) {
+        // Read under the lock a replacement holds: a file opened just before it is renamed over is the one the
+        // replacement then shrinks away, and would read back truncated.
+        let read = {
+            let _replacing = self.newest.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            fs::read(&path)
+        };
+        let mut bytes = match read {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(SnapshotFileError::Io { path, source }),
@@ -440,6 +447,32 @@ mod tests {
         let stored = file.read()?.ok_or_else(|| anyhow::anyhow!("no snapshot"))?;
         assert_eq!((stored.meta, stored.data), (newer, b"newer".to_vec()));
         assert_eq!(fs::read_dir(dir.path())?.count(), 1, "no temporary file is left");
+        Ok(())
+    }
+
+    #[test]
+    fn a_reader_never_sees_the_replaced_file_shrunk_away_under_it() -> anyhow::Result<()> {
+        let dir = TempDir::new()?;
+        let file = SnapshotFile::new(dir.path());
+        file.write_payload(&[&vec![1u8; 48 << 20]], Pace::Yielding)?;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (file, done) = (file.clone(), Arc::clone(&done));
+            std::thread::spawn(move || -> Result<usize, SnapshotFileError> {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    file.read_payload()?;
+                    reads += 1;
+                }
+                Ok(reads)
+            })
+        };
+        for fill in 2..6u8 {
+            file.write_payload(&[&vec![fill; 48 << 20]], Pace::Yielding)?;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let reads = reader.join().map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+        assert!(reads > 0);
         Ok(())
     }
 
