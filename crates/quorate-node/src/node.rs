@@ -329,7 +329,7 @@ async fn hold_elections(raft: Raft, hold: Duration) {
 /// While the cluster has no policy set, the leader proposes the one from its config; any node may be that leader.
 async fn install_initial_policies(raft: Raft, state_machine: StateMachineStore, toml: String) {
     loop {
-        if state_machine.replica().policies.is_some() {
+        if state_machine.policies().is_some() {
             return;
         }
         let is_leader = {
@@ -380,7 +380,7 @@ impl NodeHandle {
 
     /// Whether the node can decide: it knows a leader and has applied a policy set.
     pub fn is_ready(&self) -> bool {
-        self.leader().is_some() && self.state_machine.replica().policies.is_some()
+        self.leader().is_some() && self.state_machine.policies().is_some()
     }
 
     /// Resolves when Raft stops on its own (a storage failure, say), with what stopped it; never while Raft runs.

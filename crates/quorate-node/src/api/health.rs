@@ -40,7 +40,7 @@ pub(crate) async fn report_health(
     let mut reported = None;
     loop {
         let working = working_leader(&raft.metrics().borrow(), quorum_within);
-        let ready = working && state_machine.replica().policies.is_some();
+        let ready = working && state_machine.policies().is_some();
         let status = if ready { ServingStatus::Serving } else { ServingStatus::NotServing };
         if reported != Some(status) {
             set_all(&reporter, status).await;

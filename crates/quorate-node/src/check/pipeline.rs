@@ -109,7 +109,7 @@ impl Pipeline {
     ///
     /// [`CheckError::NoPolicies`] until the first leader has installed one.
     pub(crate) fn policies(&self) -> Result<Arc<PolicySet>, CheckError> {
-        self.inner.state_machine.replica().policies.clone().ok_or(CheckError::NoPolicies)
+        self.inner.state_machine.policies().ok_or(CheckError::NoPolicies)
     }
 
     /// Decides one check, with this node's leases.

@@ -50,7 +50,7 @@ impl Exporter {
 
     /// Whether the node knows a leader and has applied a policy set: `/readyz`.
     pub(crate) fn ready(&self) -> bool {
-        self.raft.metrics().borrow().current_leader.is_some() && self.state_machine.replica().policies.is_some()
+        self.raft.metrics().borrow().current_leader.is_some() && self.state_machine.policies().is_some()
     }
 }
 

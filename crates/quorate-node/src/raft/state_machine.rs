@@ -7,7 +7,7 @@
 
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::replica::{Replica, ReplicaSnapshot};
 use super::snapshot_file::{Pace, SnapshotFile, StoredSnapshot};
@@ -19,6 +19,7 @@ use crate::metrics::NodeMetrics;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use quorate_core::TableConfig;
+use quorate_core::policy::PolicySet;
 
 /// Where builds before snapshot files kept the snapshot (tree `sm`): read when there is no file yet, removed
 /// once a file replaces it.
@@ -32,6 +33,9 @@ const STARVED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub(crate) struct StateMachineStore {
     replica: Arc<Mutex<Replica>>,
+    /// The replica's policy set, published after each apply: every check reads it, and must not wait for the
+    /// replica's lock, which an apply holds for a whole run of entries (milliseconds under batch load).
+    policies: Arc<RwLock<Option<Arc<PolicySet>>>>,
     /// The legacy tree (see [`LEGACY_SNAPSHOT_KEY`]).
     tree: sled::Tree,
     file: SnapshotFile,
@@ -68,6 +72,7 @@ impl StateMachineStore {
         };
         let metrics = Arc::new(NodeMetrics::default());
         Ok(StateMachineStore {
+            policies: Arc::new(RwLock::new(replica.policies.clone())),
             replica: Arc::new(Mutex::new(replica)),
             tree,
             file,
@@ -89,6 +94,25 @@ impl StateMachineStore {
         // A panic while holding the lock cannot leave a half-applied entry visible to anyone but a crashing
         // node; recover the guard rather than propagate the poison.
         self.replica.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The policy set this node has applied, without taking the replica's lock.
+    pub(crate) fn policies(&self) -> Option<Arc<PolicySet>> {
+        self.policies.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Publishes `replica`'s policy set to [`StateMachineStore::policies`] if it changed.
+    fn publish_policies(&self, replica: &Replica) {
+        let current = self.policies.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let same = match (&*current, &replica.policies) {
+            (Some(published), Some(applied)) => Arc::ptr_eq(published, applied),
+            (None, None) => true,
+            _ => false,
+        };
+        drop(current);
+        if !same {
+            *self.policies.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = replica.policies.clone();
+        }
     }
 
     fn read_stored(&self) -> Result<Option<StoredSnapshot>, StorageError> {
@@ -247,6 +271,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             };
             responses.push(response);
         }
+        self.publish_policies(&replica);
         Ok(responses)
     }
 
@@ -265,7 +290,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let restored =
             self.restore_received(StoredSnapshot { meta: meta.clone(), data: snapshot.into_inner() }).await?;
-        let replaced = std::mem::replace(&mut *self.replica(), restored);
+        let replaced = {
+            let mut replica = self.replica();
+            let replaced = std::mem::replace(&mut *replica, restored);
+            self.publish_policies(&replica);
+            replaced
+        };
         // Freed outside the lock and off the async threads: a million keys' pages.
         blocking(self.io, move || drop(replaced))
             .await
