@@ -5,6 +5,12 @@
 //! whose key this node saw often enough lately (a key seen less than twice per ttl is cold and gets none) and
 //! sized by that demand. The grants come back with the strict decision, charged by the same log entry.
 //!
+//! Renewal: a local decision that finds one of its leases in its last quarter (of life or units) asks the
+//! pipeline to renew them in the background, with a strict check of the same plan, while the old leases keep
+//! deciding; so a hot key never falls into a gap where its checks go strict. That check's own charge backs the
+//! decision that triggered it: it is credited to the lease being renewed, which returns it if unused (see
+//! [`LeaseHolder::renewed`] for when it may be, and [`RenewalPhase`]).
+//!
 //! Time: a grant says how long it is valid in cluster time from the entry that granted it. This node counts that
 //! from the moment it *sent* the check (earlier than the grant), on its own monotonic clock, shortened by a drift
 //! margin of [`DRIFT_PPM`] plus [`DRIFT_SLACK`]: it stops spending before the cluster considers the lease over.
@@ -40,11 +46,59 @@ type Slot = (u64, PolicyId, CompactString);
 #[derive(Debug, Clone)]
 struct Held {
     lease: LeaseId,
+    /// Units it may still spend.
     left: u64,
+    /// Units it could spend when it was granted.
+    granted_units: u64,
     until: Instant,
     granted: Instant,
+    /// Where its renewal stands.
+    renewal: RenewalPhase,
     /// The limit's decision when the lease was granted: what others had left, when it resets.
     decision: Decision,
+}
+
+impl Held {
+    /// Whether the lease is in its last quarter, of its life or of its units: time to ask for the next one, so
+    /// that a hot key never waits for a strict round between two leases.
+    fn due(&self, now: Instant) -> bool {
+        let life = self.until.saturating_duration_since(self.granted);
+        let left = self.until.saturating_duration_since(now);
+        left * 4 <= life || self.left.saturating_mul(4) <= self.granted_units
+    }
+
+    /// What goes back to the cluster: the unused units, never more than the grant charged.
+    fn give_back(&self) -> LeaseReturn {
+        LeaseReturn { lease: self.lease, unused: self.left.min(self.granted_units) }
+    }
+}
+
+/// Where the renewal of a held lease stands. A lease is renewed at most once: if the renewal brings no new lease
+/// (near the limit, none is granted), the old one runs out and its key goes strict again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RenewalPhase {
+    /// Not asked for yet.
+    Idle,
+    /// Asked for: the lease is parked rather than returned if it ends before the answer, which may credit it.
+    InFlight,
+    /// Answered, or given up.
+    Over,
+}
+
+/// A decision made from leases, and whether they are due for renewal (see [`LeaseHolder::try_local`]).
+#[derive(Debug)]
+pub(crate) struct LocalDecision {
+    /// The decision.
+    pub(crate) outcome: CheckOutcome,
+    /// `Some` if the caller should renew the plan's leases now, in the background, and hand the answer to
+    /// [`LeaseHolder::renewed`].
+    pub(crate) renew: Option<Renewal>,
+}
+
+/// A renewal in flight: the leases it renews, one per limit of the plan, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Renewal {
+    leases: Vec<LeaseId>,
 }
 
 /// How often a key was seen: decisions in the current ttl-long window, and in the previous one; and how long
@@ -62,7 +116,21 @@ struct State {
     leases: HashMap<Slot, Held>,
     demand: HashMap<Slot, Demand>,
     returns: Vec<LeaseReturn>,
+    /// Leases that ended while their renewal was in flight, returned once it is answered.
+    parked: HashMap<LeaseId, Held>,
     grants: RateMeter,
+}
+
+impl State {
+    /// Gives up a lease that ended or was replaced: back to the cluster, or parked while its renewal is out.
+    fn retire(&mut self, held: Held) {
+        match held.renewal {
+            RenewalPhase::InFlight => {
+                self.parked.insert(held.lease, held);
+            }
+            RenewalPhase::Idle | RenewalPhase::Over => self.returns.push(held.give_back()),
+        }
+    }
 }
 
 /// Events per second over the last [`RateMeter::SECONDS`] seconds, in one-second buckets.
@@ -118,7 +186,12 @@ impl LeaseHolder {
 
     /// Decides `plan` from held leases if every limit has one with enough units left: spends them and returns
     /// the decision. Counts the demand either way.
-    pub(crate) fn try_local(&self, policies: &PolicySet, plan: &Plan, now: Instant) -> Option<CheckOutcome> {
+    ///
+    /// The decision says to renew when one of the leases is in its last quarter and none is being renewed: the
+    /// renewal is a strict check of the same plan, sent in the background while the old leases keep deciding
+    /// ([`LeaseHolder::renewed`]). Without it every lease of a hot key would end in a gap where its checks go
+    /// strict and wait for a Raft round.
+    pub(crate) fn try_local(&self, policies: &PolicySet, plan: &Plan, now: Instant) -> Option<LocalDecision> {
         let mut state = self.lock();
         let mut covered = true;
         for limit in &plan.limits {
@@ -132,9 +205,13 @@ impl LeaseHolder {
             return None;
         }
         let mut limits = Vec::with_capacity(plan.limits.len());
+        let mut due = false;
+        let mut renewed = false;
         for limit in &plan.limits {
             let held = state.leases.get_mut(&slot(plan, limit.table_id(), &limit.key))?;
             held.left -= limit.cost.get();
+            due |= held.due(now);
+            renewed |= held.renewal != RenewalPhase::Idle;
             let elapsed = u64::try_from(now.duration_since(held.granted).as_nanos()).unwrap_or(u64::MAX);
             let decision = Decision {
                 allowed: true,
@@ -146,10 +223,20 @@ impl LeaseHolder {
             };
             limits.push(LimitDecision { policy: limit.table_id(), base_limit: limit.base_limit(policies), decision });
         }
+        let mut renew = None;
+        if due && !renewed {
+            let mut leases = Vec::with_capacity(plan.limits.len());
+            for limit in &plan.limits {
+                let held = state.leases.get_mut(&slot(plan, limit.table_id(), &limit.key))?;
+                held.renewal = RenewalPhase::InFlight;
+                leases.push(held.lease);
+            }
+            renew = Some(Renewal { leases });
+        }
         drop(state);
         self.leased_decisions.fetch_add(1, Ordering::Relaxed);
         let decision = limits.iter().map(|l| l.decision).min_by_key(|d| d.remaining)?;
-        Some(CheckOutcome { allowed: true, decision, limits })
+        Some(LocalDecision { outcome: CheckOutcome { allowed: true, decision, limits }, renew })
     }
 
     /// The leases worth asking for with a strict check of `plan`: for each lease-enabled limit whose key is hot,
@@ -184,10 +271,54 @@ impl LeaseHolder {
             let slot = slot(plan, limit.table_id(), &limit.key);
             let spent = state.leases.get(&slot).is_some_and(|h| h.until <= now || h.left < limit.cost.get());
             if spent && let Some(held) = state.leases.remove(&slot) {
-                returns.push(LeaseReturn { lease: held.lease, unused: held.left });
+                match held.renewal {
+                    RenewalPhase::InFlight => state.retire(held),
+                    RenewalPhase::Idle | RenewalPhase::Over => returns.push(held.give_back()),
+                }
             }
         }
         Some(LeaseAsk { holder: self.id, want, returns })
+    }
+
+    /// Takes the answer to `renewal`, the strict check of `plan` sent at `sent_at` that no caller waits for
+    /// (`None`: it failed or was never sent).
+    ///
+    /// An allowed renewal charged the check's own cost, in the entry that granted the new leases. The check that
+    /// triggered it was spent from the lease being renewed; so the charge goes to that lease, as if that check had
+    /// been strict, and the lease returns it with its unused units. Only if the answer came before the lease
+    /// ended: the charge then fell in the window or bucket the lease was charged to. Otherwise the charge is lost
+    /// (only ever less admitted).
+    pub(crate) fn renewed(
+        &self,
+        plan: &Plan,
+        renewal: &Renewal,
+        answer: Option<(bool, &[LeaseGrant])>,
+        sent_at: Instant,
+    ) {
+        let now = Instant::now();
+        let allowed = answer.is_some_and(|(allowed, _)| allowed);
+        let mut state = self.lock();
+        for (limit, &renewed) in plan.limits.iter().zip(&renewal.leases) {
+            let credit = |held: &mut Held| {
+                if allowed && now < held.until {
+                    held.left = held.left.saturating_add(limit.cost.get());
+                }
+                held.renewal = RenewalPhase::Over;
+            };
+            match state.leases.get_mut(&slot(plan, limit.table_id(), &limit.key)) {
+                Some(held) if held.lease == renewed => credit(held),
+                _ => {
+                    if let Some(mut held) = state.parked.remove(&renewed) {
+                        credit(&mut held);
+                        state.returns.push(held.give_back());
+                    }
+                }
+            }
+        }
+        drop(state);
+        if let Some((true, grants)) = answer {
+            self.adopt(plan, grants, sent_at);
+        }
     }
 
     /// Takes the leases granted with a strict check of `plan` that was sent at `sent_at`; a lease it replaces
@@ -204,8 +335,10 @@ impl LeaseHolder {
             let held = Held {
                 lease: grant.lease,
                 left: grant.units,
+                granted_units: grant.units,
                 until: sent_at + drifted(usable(grant.valid_for), self.drift_ppm),
                 granted: sent_at,
+                renewal: RenewalPhase::Idle,
                 decision: grant.decision,
             };
             let slot = slot(plan, limit.table_id(), &limit.key);
@@ -213,7 +346,7 @@ impl LeaseHolder {
                 demand.life = Some(Duration::from_nanos(grant.valid_for));
             }
             if let Some(old) = state.leases.insert(slot, held) {
-                state.returns.push(LeaseReturn { lease: old.lease, unused: old.left });
+                state.retire(old);
             }
         }
     }
@@ -221,14 +354,18 @@ impl LeaseHolder {
     /// Takes every lease that has run out or expired by `now`, and the returns queued, for one return entry.
     pub(crate) fn take_returns(&self, now: Instant) -> Vec<LeaseReturn> {
         let mut state = self.lock();
-        let mut returns = std::mem::take(&mut state.returns);
+        let mut over = Vec::new();
         state.leases.retain(|_, held| {
-            let over = held.until <= now || held.left == 0;
-            if over {
-                returns.push(LeaseReturn { lease: held.lease, unused: held.left });
+            let ended = held.until <= now || held.left == 0;
+            if ended {
+                over.push(held.clone());
             }
-            !over
+            !ended
         });
+        for held in over {
+            state.retire(held);
+        }
+        let returns = std::mem::take(&mut state.returns);
         // Keys not seen for a while stop being tracked.
         state.demand.retain(|_, demand| now.duration_since(demand.since) < Duration::from_secs(10));
         returns
@@ -238,7 +375,8 @@ impl LeaseHolder {
     pub(crate) fn take_all(&self) -> Vec<LeaseReturn> {
         let mut state = self.lock();
         let mut returns = std::mem::take(&mut state.returns);
-        returns.extend(state.leases.drain().map(|(_, held)| LeaseReturn { lease: held.lease, unused: held.left }));
+        returns.extend(state.leases.drain().map(|(_, held)| held.give_back()));
+        returns.extend(state.parked.drain().map(|(_, held)| held.give_back()));
         returns
     }
 
@@ -311,5 +449,98 @@ mod tests {
         // 250 ms less 0.1% (250 µs) less 1 ms.
         assert_eq!(usable(250_000_000), Duration::from_micros(250_000 - 250 - 1_000));
         assert_eq!(usable(500_000), Duration::ZERO, "shorter than the slack: nothing to spend");
+    }
+
+    use quorate_core::plan::{Check, Cost};
+    use quorate_core::policy::Descriptor;
+
+    fn leased_policy() -> PolicySet {
+        PolicySet::from_toml(
+            "[policies.p]\nalgorithm = \"token_bucket\"\nlimit = 1000\nperiod = \"1m\"\nlease = { ttl = \"1s\" }\n\
+             [[rules]]\ndimension = \"k\"\npolicy = \"p\"\n",
+        )
+        .unwrap()
+    }
+
+    fn hot_plan(policies: &PolicySet) -> Plan {
+        Plan::check(policies, &Check::new(vec![Descriptor::new("k", "hot")], Cost::ONE)).unwrap()
+    }
+
+    fn grant(lease: LeaseId, units: u64) -> LeaseGrant {
+        let decision = Decision { allowed: true, limit: 1000, remaining: 500, reset_after: 0, retry_after: 0 };
+        LeaseGrant { limit: 0, lease, units, valid_for: 1_000_000_000, decision }
+    }
+
+    /// Spends from the leases until a decision asks for a renewal; how many decisions that took.
+    fn spend_until_due(holder: &LeaseHolder, policies: &PolicySet, plan: &Plan) -> (usize, Renewal) {
+        for spent in 1..=100 {
+            let local = holder.try_local(policies, plan, Instant::now()).expect("the lease covers the check");
+            if let Some(renewal) = local.renew {
+                return (spent, renewal);
+            }
+        }
+        panic!("no renewal was asked for");
+    }
+
+    #[test]
+    fn a_lease_in_its_last_quarter_is_renewed_once_and_the_renewal_charge_goes_back_with_it() {
+        let (policies, holder) = (leased_policy(), LeaseHolder::new(1, 0));
+        let plan = hot_plan(&policies);
+        holder.adopt(&plan, &[grant(7, 8)], Instant::now());
+        // 8 units: the decision that leaves 2 (a quarter) asks for the renewal, the others do not.
+        let (spent, renewal) = spend_until_due(&holder, &policies, &plan);
+        assert_eq!(spent, 6);
+        assert!(holder.try_local(&policies, &plan, Instant::now()).unwrap().renew.is_none(), "asked for twice");
+        // Allowed, with a new lease: the renewal's own charge backs a decision of the old lease, which goes back
+        // with one unit more than it had left (1 + 1), and the new lease decides from now on.
+        holder.renewed(&plan, &renewal, Some((true, &[grant(8, 10)])), Instant::now());
+        assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 7, unused: 2 }]);
+        let local = holder.try_local(&policies, &plan, Instant::now()).unwrap();
+        assert!(local.renew.is_none());
+        assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 8, unused: 9 }]);
+    }
+
+    #[test]
+    fn a_renewal_without_a_new_lease_credits_the_old_one_or_a_parked_one_and_a_denied_one_nothing() {
+        let (policies, holder) = (leased_policy(), LeaseHolder::new(1, 0));
+        let plan = hot_plan(&policies);
+        // Allowed but nothing granted (near the limit): the old lease keeps deciding with the charge added.
+        holder.adopt(&plan, &[grant(1, 4)], Instant::now());
+        let (spent, renewal) = spend_until_due(&holder, &policies, &plan);
+        assert_eq!(spent, 3);
+        holder.renewed(&plan, &renewal, Some((true, &[])), Instant::now());
+        assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 1, unused: 2 }]);
+
+        // The lease ran out while its renewal was in flight: parked, not returned, until the answer credits it.
+        holder.adopt(&plan, &[grant(2, 4)], Instant::now());
+        let (_, renewal) = spend_until_due(&holder, &policies, &plan);
+        assert!(holder.try_local(&policies, &plan, Instant::now()).is_some());
+        assert!(holder.try_local(&policies, &plan, Instant::now()).is_none(), "the lease is spent");
+        assert_eq!(holder.take_returns(Instant::now()), vec![], "returned while its renewal was in flight");
+        holder.renewed(&plan, &renewal, Some((true, &[])), Instant::now());
+        assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 2, unused: 1 }]);
+
+        // Denied (or failed): nothing was charged, nothing is credited, and the lease is not renewed again.
+        holder.adopt(&plan, &[grant(3, 4)], Instant::now());
+        let (_, renewal) = spend_until_due(&holder, &policies, &plan);
+        holder.renewed(&plan, &renewal, Some((false, &[])), Instant::now());
+        assert!(holder.try_local(&policies, &plan, Instant::now()).unwrap().renew.is_none());
+        assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 3, unused: 0 }]);
+    }
+
+    #[test]
+    fn a_renewal_answered_after_its_lease_ended_credits_nothing() {
+        let (policies, holder) = (leased_policy(), LeaseHolder::new(1, 0));
+        let plan = hot_plan(&policies);
+        let sent_at = Instant::now();
+        // A lease of 10 ms: the charge of a renewal answered after it ended may fall in a later window.
+        let mut short = grant(4, 4);
+        short.valid_for = 10_000_000;
+        holder.adopt(&plan, &[short], sent_at);
+        let (_, renewal) = spend_until_due(&holder, &policies, &plan);
+        std::thread::sleep(Duration::from_millis(15));
+        assert_eq!(holder.take_returns(Instant::now()), vec![], "parked while its renewal was in flight");
+        holder.renewed(&plan, &renewal, Some((true, &[])), Instant::now());
+        assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 4, unused: 1 }]);
     }
 }

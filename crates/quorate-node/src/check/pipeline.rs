@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::cluster::{Cluster, PeerError, Route};
 use crate::command::{Applied, Command, CommandOutcome, HolderId, LeaseAsk, LeaseReturn};
 use crate::error::CheckError;
-use crate::leases::LeaseHolder;
+use crate::leases::{LeaseHolder, Renewal};
 use crate::metrics::NodeMetrics;
 use crate::raft::state_machine::StateMachineStore;
 
@@ -171,9 +171,11 @@ impl Pipeline {
                     }),
                     None if call.check.peek => None,
                     None => {
-                        if let Some(outcome) = holder.try_local(&policies, &plan, now) {
-                            let verdict = Verdict::leased(outcome, plan, policies.clone());
-                            results[i] = Some(Ok(verdict));
+                        if let Some(local) = holder.try_local(&policies, &plan, now) {
+                            if let Some(renewal) = local.renew {
+                                self.renew(policies.clone(), plan.clone(), renewal);
+                            }
+                            results[i] = Some(Ok(Verdict::leased(local.outcome, plan, policies.clone())));
                             continue;
                         }
                         holder.ask(&policies, &plan, now)
@@ -236,6 +238,39 @@ impl Pipeline {
                 return finish(results, &CheckError::Internal("unreachable".to_owned()));
             }
         }
+    }
+
+    /// Renews this node's leases of `plan` in the background: a strict check of the plan, asking for new leases,
+    /// that no caller waits for; its answer goes to [`LeaseHolder::renewed`]. One attempt: if it fails, the old
+    /// leases run out and their keys go strict, as without renewal.
+    fn renew(&self, policies: Arc<PolicySet>, plan: Plan, renewal: Renewal) {
+        let pipeline = self.clone();
+        tokio::spawn(async move {
+            let holder = &pipeline.inner.leases;
+            let sent_at = Instant::now();
+            let Some(ask) = holder.ask(&policies, &plan, sent_at) else {
+                holder.renewed(&plan, &renewal, None, sent_at);
+                return;
+            };
+            let command = Command::Check { plan: plan.clone(), peek: false, lease: Some(ask) };
+            match pipeline.commit(vec![command], sent_at + pipeline.inner.deadline).await {
+                Ok(mut outcomes) => match outcomes.pop() {
+                    Some(Ok(Applied::Checked { outcome, grants })) => {
+                        holder.renewed(&plan, &renewal, Some((outcome.allowed, &grants)), sent_at);
+                    }
+                    other => {
+                        tracing::debug!(?other, "lease renewal refused");
+                        holder.renewed(&plan, &renewal, None, sent_at);
+                    }
+                },
+                Err(attempt) => {
+                    if let Attempt::Failed(error) = attempt {
+                        tracing::debug!(%error, "lease renewal failed");
+                    }
+                    holder.renewed(&plan, &renewal, None, sent_at);
+                }
+            }
+        });
     }
 
     /// Gives leases back: their unused units return into the buckets they were charged to.
