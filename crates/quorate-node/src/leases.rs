@@ -5,11 +5,11 @@
 //! whose key this node saw often enough lately (a key seen less than twice per ttl is cold and gets none) and
 //! sized by that demand. The grants come back with the strict decision, charged by the same log entry.
 //!
-//! Renewal: a local decision that finds one of its leases in its last quarter (of life or units) asks the
-//! pipeline to renew them in the background, with a strict check of the same plan, while the old leases keep
-//! deciding; so a hot key never falls into a gap where its checks go strict. That check's own charge backs the
-//! decision that triggered it: it is credited to the lease being renewed, which returns it if unused (see
-//! [`LeaseHolder::renewed`] for when it may be, and [`RenewalPhase`]).
+//! Renewal: a local decision that finds one of its leases in its last third (of life or units) queues their
+//! renewal, which the renewal task (`check::returns`) sends every 20 ms together with the others: strict checks
+//! of the same plans, while the old leases keep deciding; so a hot key never falls into a gap where its checks go
+//! strict. Each renewal's own charge backs the decision that triggered it: it is credited to the lease being
+//! renewed, which returns it if unused (see [`LeaseHolder::renewed`] for when it may be).
 //!
 //! Time: a grant says how long it is valid in cluster time from the entry that granted it. This node counts that
 //! from the moment it *sent* the check (earlier than the grant), on its own monotonic clock, shortened by a drift
@@ -18,8 +18,8 @@
 //! crash loses them, which can only under-admit.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use compact_str::CompactString;
@@ -59,12 +59,13 @@ struct Held {
 }
 
 impl Held {
-    /// Whether the lease is in its last quarter, of its life or of its units: time to ask for the next one, so
-    /// that a hot key never waits for a strict round between two leases.
+    /// Whether the lease is in its last third, of its life or of its units: time to ask for the next one, so
+    /// that a hot key never waits for a strict round between two leases. A third leaves the renewal task's tick
+    /// and a Raft round before the lease ends (83 ms of a 250 ms lease).
     fn due(&self, now: Instant) -> bool {
         let life = self.until.saturating_duration_since(self.granted);
         let left = self.until.saturating_duration_since(now);
-        left * 4 <= life || self.left.saturating_mul(4) <= self.granted_units
+        left * 3 <= life || self.left.saturating_mul(3) <= self.granted_units
     }
 
     /// What goes back to the cluster: the unused units, never more than the grant charged.
@@ -85,19 +86,14 @@ enum RenewalPhase {
     Over,
 }
 
-/// A decision made from leases, and whether they are due for renewal (see [`LeaseHolder::try_local`]).
-#[derive(Debug)]
-pub(crate) struct LocalDecision {
-    /// The decision.
-    pub(crate) outcome: CheckOutcome,
-    /// `Some` if the caller should renew the plan's leases now, in the background, and hand the answer to
-    /// [`LeaseHolder::renewed`].
-    pub(crate) renew: Option<Renewal>,
-}
-
-/// A renewal in flight: the leases it renews, one per limit of the plan, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A renewal asked for: the plan whose leases it renews, the policy set it was planned with, and the leases it
+/// renews, one per limit of the plan, in order.
+#[derive(Debug, Clone)]
 pub(crate) struct Renewal {
+    /// The policy set the plan was made with.
+    pub(crate) policies: Arc<PolicySet>,
+    /// The plan of the local decision that found the leases due.
+    pub(crate) plan: Plan,
     leases: Vec<LeaseId>,
 }
 
@@ -116,6 +112,8 @@ struct State {
     leases: HashMap<Slot, Held>,
     demand: HashMap<Slot, Demand>,
     returns: Vec<LeaseReturn>,
+    /// Renewals asked for, sent together by the renewal task.
+    renewals: Vec<Renewal>,
     /// Leases that ended while their renewal was in flight, returned once it is answered.
     parked: HashMap<LeaseId, Held>,
     grants: RateMeter,
@@ -187,11 +185,11 @@ impl LeaseHolder {
     /// Decides `plan` from held leases if every limit has one with enough units left: spends them and returns
     /// the decision. Counts the demand either way.
     ///
-    /// The decision says to renew when one of the leases is in its last quarter and none is being renewed: the
-    /// renewal is a strict check of the same plan, sent in the background while the old leases keep deciding
-    /// ([`LeaseHolder::renewed`]). Without it every lease of a hot key would end in a gap where its checks go
-    /// strict and wait for a Raft round.
-    pub(crate) fn try_local(&self, policies: &PolicySet, plan: &Plan, now: Instant) -> Option<LocalDecision> {
+    /// When one of the leases is in its last third and none is being renewed, it queues their renewal
+    /// ([`LeaseHolder::take_renewals`]): a strict check of the same plan, sent in the background while the old
+    /// leases keep deciding ([`LeaseHolder::renewed`]). Without it every lease of a hot key would end in a gap
+    /// where its checks go strict and wait for a Raft round.
+    pub(crate) fn try_local(&self, policies: &Arc<PolicySet>, plan: &Plan, now: Instant) -> Option<CheckOutcome> {
         let mut state = self.lock();
         let mut covered = true;
         for limit in &plan.limits {
@@ -223,7 +221,6 @@ impl LeaseHolder {
             };
             limits.push(LimitDecision { policy: limit.table_id(), base_limit: limit.base_limit(policies), decision });
         }
-        let mut renew = None;
         if due && !renewed {
             let mut leases = Vec::with_capacity(plan.limits.len());
             for limit in &plan.limits {
@@ -231,12 +228,17 @@ impl LeaseHolder {
                 held.renewal = RenewalPhase::InFlight;
                 leases.push(held.lease);
             }
-            renew = Some(Renewal { leases });
+            state.renewals.push(Renewal { policies: policies.clone(), plan: plan.clone(), leases });
         }
         drop(state);
         self.leased_decisions.fetch_add(1, Ordering::Relaxed);
         let decision = limits.iter().map(|l| l.decision).min_by_key(|d| d.remaining)?;
-        Some(LocalDecision { outcome: CheckOutcome { allowed: true, decision, limits }, renew })
+        Some(CheckOutcome { allowed: true, decision, limits })
+    }
+
+    /// Takes the renewals queued since the last call, to send together.
+    pub(crate) fn take_renewals(&self) -> Vec<Renewal> {
+        std::mem::take(&mut self.lock().renewals)
     }
 
     /// The leases worth asking for with a strict check of `plan`: for each lease-enabled limit whose key is hot,
@@ -280,7 +282,7 @@ impl LeaseHolder {
         Some(LeaseAsk { holder: self.id, want, returns })
     }
 
-    /// Takes the answer to `renewal`, the strict check of `plan` sent at `sent_at` that no caller waits for
+    /// Takes the answer to `renewal`, the strict check of its plan sent at `sent_at` that no caller waits for
     /// (`None`: it failed or was never sent).
     ///
     /// An allowed renewal charged the check's own cost, in the entry that granted the new leases. The check that
@@ -288,13 +290,8 @@ impl LeaseHolder {
     /// been strict, and the lease returns it with its unused units. Only if the answer came before the lease
     /// ended: the charge then fell in the window or bucket the lease was charged to. Otherwise the charge is lost
     /// (only ever less admitted).
-    pub(crate) fn renewed(
-        &self,
-        plan: &Plan,
-        renewal: &Renewal,
-        answer: Option<(bool, &[LeaseGrant])>,
-        sent_at: Instant,
-    ) {
+    pub(crate) fn renewed(&self, renewal: &Renewal, answer: Option<(bool, &[LeaseGrant])>, sent_at: Instant) {
+        let plan = &renewal.plan;
         let now = Instant::now();
         let allowed = answer.is_some_and(|(allowed, _)| allowed);
         let mut state = self.lock();
@@ -454,12 +451,14 @@ mod tests {
     use quorate_core::plan::{Check, Cost};
     use quorate_core::policy::Descriptor;
 
-    fn leased_policy() -> PolicySet {
-        PolicySet::from_toml(
-            "[policies.p]\nalgorithm = \"token_bucket\"\nlimit = 1000\nperiod = \"1m\"\nlease = { ttl = \"1s\" }\n\
-             [[rules]]\ndimension = \"k\"\npolicy = \"p\"\n",
+    fn leased_policy() -> Arc<PolicySet> {
+        Arc::new(
+            PolicySet::from_toml(
+                "[policies.p]\nalgorithm = \"token_bucket\"\nlimit = 1000\nperiod = \"1m\"\nlease = { ttl = \"1s\" }\n\
+                 [[rules]]\ndimension = \"k\"\npolicy = \"p\"\n",
+            )
+            .unwrap(),
         )
-        .unwrap()
     }
 
     fn hot_plan(policies: &PolicySet) -> Plan {
@@ -471,11 +470,11 @@ mod tests {
         LeaseGrant { limit: 0, lease, units, valid_for: 1_000_000_000, decision }
     }
 
-    /// Spends from the leases until a decision asks for a renewal; how many decisions that took.
-    fn spend_until_due(holder: &LeaseHolder, policies: &PolicySet, plan: &Plan) -> (usize, Renewal) {
+    /// Spends from the leases until a decision queues a renewal; how many decisions that took.
+    fn spend_until_due(holder: &LeaseHolder, policies: &Arc<PolicySet>, plan: &Plan) -> (usize, Renewal) {
         for spent in 1..=100 {
-            let local = holder.try_local(policies, plan, Instant::now()).expect("the lease covers the check");
-            if let Some(renewal) = local.renew {
+            assert!(holder.try_local(policies, plan, Instant::now()).is_some(), "the lease covers the check");
+            if let Some(renewal) = holder.take_renewals().pop() {
                 return (spent, renewal);
             }
         }
@@ -483,20 +482,21 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_in_its_last_quarter_is_renewed_once_and_the_renewal_charge_goes_back_with_it() {
+    fn a_lease_in_its_last_third_is_renewed_once_and_the_renewal_charge_goes_back_with_it() {
         let (policies, holder) = (leased_policy(), LeaseHolder::new(1, 0));
         let plan = hot_plan(&policies);
         holder.adopt(&plan, &[grant(7, 8)], Instant::now());
-        // 8 units: the decision that leaves 2 (a quarter) asks for the renewal, the others do not.
+        // 8 units: the decision that leaves 2 (under a third) asks for the renewal, the others do not.
         let (spent, renewal) = spend_until_due(&holder, &policies, &plan);
-        assert_eq!(spent, 6);
-        assert!(holder.try_local(&policies, &plan, Instant::now()).unwrap().renew.is_none(), "asked for twice");
+        assert_eq!((spent, renewal.plan.limits.len()), (6, 1));
+        assert!(holder.try_local(&policies, &plan, Instant::now()).is_some());
+        assert!(holder.take_renewals().is_empty(), "asked for twice");
         // Allowed, with a new lease: the renewal's own charge backs a decision of the old lease, which goes back
         // with one unit more than it had left (1 + 1), and the new lease decides from now on.
-        holder.renewed(&plan, &renewal, Some((true, &[grant(8, 10)])), Instant::now());
+        holder.renewed(&renewal, Some((true, &[grant(8, 10)])), Instant::now());
         assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 7, unused: 2 }]);
-        let local = holder.try_local(&policies, &plan, Instant::now()).unwrap();
-        assert!(local.renew.is_none());
+        assert!(holder.try_local(&policies, &plan, Instant::now()).is_some());
+        assert!(holder.take_renewals().is_empty());
         assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 8, unused: 9 }]);
     }
 
@@ -508,7 +508,7 @@ mod tests {
         holder.adopt(&plan, &[grant(1, 4)], Instant::now());
         let (spent, renewal) = spend_until_due(&holder, &policies, &plan);
         assert_eq!(spent, 3);
-        holder.renewed(&plan, &renewal, Some((true, &[])), Instant::now());
+        holder.renewed(&renewal, Some((true, &[])), Instant::now());
         assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 1, unused: 2 }]);
 
         // The lease ran out while its renewal was in flight: parked, not returned, until the answer credits it.
@@ -517,14 +517,15 @@ mod tests {
         assert!(holder.try_local(&policies, &plan, Instant::now()).is_some());
         assert!(holder.try_local(&policies, &plan, Instant::now()).is_none(), "the lease is spent");
         assert_eq!(holder.take_returns(Instant::now()), vec![], "returned while its renewal was in flight");
-        holder.renewed(&plan, &renewal, Some((true, &[])), Instant::now());
+        holder.renewed(&renewal, Some((true, &[])), Instant::now());
         assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 2, unused: 1 }]);
 
         // Denied (or failed): nothing was charged, nothing is credited, and the lease is not renewed again.
         holder.adopt(&plan, &[grant(3, 4)], Instant::now());
         let (_, renewal) = spend_until_due(&holder, &policies, &plan);
-        holder.renewed(&plan, &renewal, Some((false, &[])), Instant::now());
-        assert!(holder.try_local(&policies, &plan, Instant::now()).unwrap().renew.is_none());
+        holder.renewed(&renewal, Some((false, &[])), Instant::now());
+        assert!(holder.try_local(&policies, &plan, Instant::now()).is_some());
+        assert!(holder.take_renewals().is_empty());
         assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 3, unused: 0 }]);
     }
 
@@ -532,15 +533,14 @@ mod tests {
     fn a_renewal_answered_after_its_lease_ended_credits_nothing() {
         let (policies, holder) = (leased_policy(), LeaseHolder::new(1, 0));
         let plan = hot_plan(&policies);
-        let sent_at = Instant::now();
         // A lease of 10 ms: the charge of a renewal answered after it ended may fall in a later window.
         let mut short = grant(4, 4);
         short.valid_for = 10_000_000;
-        holder.adopt(&plan, &[short], sent_at);
+        holder.adopt(&plan, &[short], Instant::now());
         let (_, renewal) = spend_until_due(&holder, &policies, &plan);
         std::thread::sleep(Duration::from_millis(15));
         assert_eq!(holder.take_returns(Instant::now()), vec![], "parked while its renewal was in flight");
-        holder.renewed(&plan, &renewal, Some((true, &[])), Instant::now());
+        holder.renewed(&renewal, Some((true, &[])), Instant::now());
         assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 4, unused: 1 }]);
     }
 }

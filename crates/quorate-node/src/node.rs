@@ -252,6 +252,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
         config.election_timeout.1,
     ));
     let returns = tokio::spawn(pipeline.clone().run_lease_returns());
+    let renewals = tokio::spawn(pipeline.clone().run_lease_renewals());
     let watcher = tokio::spawn(watch_members(raft.clone(), members));
     let reloader = tokio::spawn(tls.reload_on_change());
     let leader_changes = tokio::spawn(crate::metrics::count_leader_changes(raft.clone(), metrics.clone()));
@@ -287,6 +288,7 @@ pub async fn start_node(config: NodeConfig, clock: Arc<dyn Clock>) -> Result<Nod
             folder,
             health,
             returns,
+            renewals,
             watcher,
             reloader,
             leader_changes,

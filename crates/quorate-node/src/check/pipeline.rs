@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::cluster::{Cluster, PeerError, Route};
 use crate::command::{Applied, Command, CommandOutcome, HolderId, LeaseAsk, LeaseReturn};
 use crate::error::CheckError;
-use crate::leases::{LeaseHolder, Renewal};
+use crate::leases::LeaseHolder;
 use crate::metrics::NodeMetrics;
 use crate::raft::state_machine::StateMachineStore;
 
@@ -90,7 +90,7 @@ impl std::fmt::Debug for Pipeline {
 }
 
 /// How one attempt to commit failed.
-enum Attempt {
+pub(super) enum Attempt {
     /// Nothing was committed and a new attempt may succeed: the leader moved, or could not be reached.
     Retry,
     /// The attempt failed for good (the error says whether for want of a quorum).
@@ -171,11 +171,8 @@ impl Pipeline {
                     }),
                     None if call.check.peek => None,
                     None => {
-                        if let Some(local) = holder.try_local(&policies, &plan, now) {
-                            if let Some(renewal) = local.renew {
-                                self.renew(policies.clone(), plan.clone(), renewal);
-                            }
-                            results[i] = Some(Ok(Verdict::leased(local.outcome, plan, policies.clone())));
+                        if let Some(outcome) = holder.try_local(&policies, &plan, now) {
+                            results[i] = Some(Ok(Verdict::leased(outcome, plan, policies.clone())));
                             continue;
                         }
                         holder.ask(&policies, &plan, now)
@@ -240,39 +237,6 @@ impl Pipeline {
         }
     }
 
-    /// Renews this node's leases of `plan` in the background: a strict check of the plan, asking for new leases,
-    /// that no caller waits for; its answer goes to [`LeaseHolder::renewed`]. One attempt: if it fails, the old
-    /// leases run out and their keys go strict, as without renewal.
-    fn renew(&self, policies: Arc<PolicySet>, plan: Plan, renewal: Renewal) {
-        let pipeline = self.clone();
-        tokio::spawn(async move {
-            let holder = &pipeline.inner.leases;
-            let sent_at = Instant::now();
-            let Some(ask) = holder.ask(&policies, &plan, sent_at) else {
-                holder.renewed(&plan, &renewal, None, sent_at);
-                return;
-            };
-            let command = Command::Check { plan: plan.clone(), peek: false, lease: Some(ask) };
-            match pipeline.commit(vec![command], sent_at + pipeline.inner.deadline).await {
-                Ok(mut outcomes) => match outcomes.pop() {
-                    Some(Ok(Applied::Checked { outcome, grants })) => {
-                        holder.renewed(&plan, &renewal, Some((outcome.allowed, &grants)), sent_at);
-                    }
-                    other => {
-                        tracing::debug!(?other, "lease renewal refused");
-                        holder.renewed(&plan, &renewal, None, sent_at);
-                    }
-                },
-                Err(attempt) => {
-                    if let Attempt::Failed(error) = attempt {
-                        tracing::debug!(%error, "lease renewal failed");
-                    }
-                    holder.renewed(&plan, &renewal, None, sent_at);
-                }
-            }
-        });
-    }
-
     /// Gives leases back: their unused units return into the buckets they were charged to.
     ///
     /// # Errors
@@ -290,6 +254,11 @@ impl Pipeline {
             Err(Attempt::Retry) => Err(CheckError::NoLeader { waited: self.inner.deadline }),
             Err(Attempt::Failed(error)) => Err(error),
         }
+    }
+
+    /// How long a request may wait for a leader and a commit.
+    pub(super) fn deadline(&self) -> Duration {
+        self.inner.deadline
     }
 
     /// This node's leases.
@@ -341,7 +310,11 @@ impl Pipeline {
 
     /// Commits `commands` on the leader, once: the callers plan again and retry on [`Attempt::Retry`], so that
     /// the commands go to the leader by value, never copied.
-    async fn commit(&self, commands: Vec<Command>, deadline: Instant) -> Result<Vec<CommandOutcome>, Attempt> {
+    pub(super) async fn commit(
+        &self,
+        commands: Vec<Command>,
+        deadline: Instant,
+    ) -> Result<Vec<CommandOutcome>, Attempt> {
         match tokio::time::timeout_at(deadline, self.attempt(commands, deadline)).await {
             Ok(Ok(outcomes)) => {
                 self.inner.degraded.observe_leader(true);
