@@ -287,18 +287,23 @@ impl LeaseHolder {
     ///
     /// An allowed renewal charged the check's own cost, in the entry that granted the new leases. The check that
     /// triggered it was spent from the lease being renewed; so the charge goes to that lease, as if that check had
-    /// been strict, and the lease returns it with its unused units. Only if the answer came before the lease
-    /// ended: the charge then fell in the window or bucket the lease was charged to. Otherwise the charge is lost
-    /// (only ever less admitted).
+    /// been strict, and the lease returns it with its unused units: if the answer came before the lease ended, so
+    /// that the charge fell in the window or bucket the lease was charged to. Otherwise it goes to the new lease
+    /// of that limit, charged at the same moment, whose units it joins (a lease gives back at most what it was
+    /// granted, so the charge is kept if that lease ends with more unused). With neither, it is kept: only ever
+    /// less admitted.
     pub(crate) fn renewed(&self, renewal: &Renewal, answer: Option<(bool, &[LeaseGrant])>, sent_at: Instant) {
         let plan = &renewal.plan;
         let now = Instant::now();
         let allowed = answer.is_some_and(|(allowed, _)| allowed);
         let mut state = self.lock();
-        for (limit, &renewed) in plan.limits.iter().zip(&renewal.leases) {
-            let credit = |held: &mut Held| {
+        let mut to_new_lease = Vec::new();
+        for (i, (limit, &renewed)) in plan.limits.iter().zip(&renewal.leases).enumerate() {
+            let mut credited = false;
+            let mut credit = |held: &mut Held| {
                 if allowed && now < held.until {
                     held.left = held.left.saturating_add(limit.cost.get());
+                    credited = true;
                 }
                 held.renewal = RenewalPhase::Over;
             };
@@ -311,10 +316,23 @@ impl LeaseHolder {
                     }
                 }
             }
+            if allowed && !credited {
+                to_new_lease.push(i);
+            }
         }
         drop(state);
-        if let Some((true, grants)) = answer {
-            self.adopt(plan, grants, sent_at);
+        let Some((true, grants)) = answer else { return };
+        self.adopt(plan, grants, sent_at);
+        let mut state = self.lock();
+        for i in to_new_lease {
+            let (Some(limit), Some(grant)) = (plan.limits.get(i), grants.iter().find(|g| g.limit == i)) else {
+                continue;
+            };
+            if let Some(held) = state.leases.get_mut(&slot(plan, limit.table_id(), &limit.key))
+                && held.lease == grant.lease
+            {
+                held.left = held.left.saturating_add(limit.cost.get());
+            }
         }
     }
 
@@ -530,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn a_renewal_answered_after_its_lease_ended_credits_nothing() {
+    fn a_renewal_answered_after_its_lease_ended_credits_the_new_lease_or_nothing() {
         let (policies, holder) = (leased_policy(), LeaseHolder::new(1, 0));
         let plan = hot_plan(&policies);
         // A lease of 10 ms: the charge of a renewal answered after it ended may fall in a later window.
@@ -542,5 +560,16 @@ mod tests {
         assert_eq!(holder.take_returns(Instant::now()), vec![], "parked while its renewal was in flight");
         holder.renewed(&renewal, Some((true, &[])), Instant::now());
         assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 4, unused: 1 }]);
+
+        // With a new lease, the charge joins it instead: charged in the same entry, spent first.
+        let mut short = grant(5, 4);
+        short.valid_for = 10_000_000;
+        holder.adopt(&plan, &[short], Instant::now());
+        let (_, renewal) = spend_until_due(&holder, &policies, &plan);
+        std::thread::sleep(Duration::from_millis(15));
+        holder.renewed(&renewal, Some((true, &[grant(6, 10)])), Instant::now());
+        assert_eq!(holder.take_returns(Instant::now()), vec![LeaseReturn { lease: 5, unused: 1 }]);
+        assert!(holder.try_local(&policies, &plan, Instant::now()).is_some());
+        assert_eq!(holder.take_all(), vec![LeaseReturn { lease: 6, unused: 10 }], "11 units, 1 spent");
     }
 }
